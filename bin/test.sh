@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Second README command: install what the tests need, start a throwaway PostgreSQL and
+# Redis on loopback, run ruff and pytest, stop the servers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bin/services.sh
+source bin/venv.sh
+services_install
+venv_ready requirements-test.txt
+.venv/bin/ruff check .
+pg_start
+redis_start
+export DJANGO_SETTINGS_MODULE=loyalty_admin.settings.test
+.venv/bin/python manage.py compilemessages --ignore=.venv -v 0
+mkdir -p test-artifacts
+.venv/bin/python -m pytest "$@"

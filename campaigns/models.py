@@ -1,0 +1,1 @@
+"""Models of the campaigns app; they arrive with their issues."""

@@ -1,0 +1,20 @@
+"""App configs of the project package."""
+
+from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+from django.utils.translation import gettext_lazy as _
+
+
+class LoyaltyAdminSiteConfig(admin_apps.AdminConfig):
+    """Make the branded loyalty site the default ``admin.site``."""
+
+    default = False
+    default_site = "loyalty_admin.admin_site.LoyaltyAdminSite"
+
+
+class LoyaltyAdminConfig(AppConfig):
+    default = True
+    """The project package: settings, URLs, admin site, dashboards."""
+
+    name = "loyalty_admin"
+    verbose_name = _("Loyalty back-office")

@@ -1,0 +1,19 @@
+"""Project URLs: the back-office admin, language switching, health check."""
+
+from django.contrib import admin
+from django.http import HttpResponse
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+
+def health(request):
+    """Return 200 so load balancers can tell the process is up."""
+    return HttpResponse("ok", content_type="text/plain")
+
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("health/", health, name="health"),
+    path("admin/", admin.site.urls),
+]

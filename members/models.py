@@ -1,0 +1,446 @@
+"""Members, their purchases and their points account.
+
+The points ledger lives here, beside the member it belongs to, so the member page and the
+``members.adjust_points`` family of permissions need no import from a higher app; the
+programme rules in ``rewards`` post through :func:`members.services.points_post`.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Concat, Upper
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Store(models.Model):
+    """A shop, web store or app where purchases are made."""
+
+    code = models.CharField(
+        _("code"), max_length=32, unique=True,
+        help_text=_("Short code used by the cash registers, e.g. MSK-001."),
+    )
+    name = models.CharField(_("name"), max_length=200)
+    city = models.CharField(_("city"), max_length=100, blank=True)
+
+    class Meta:
+        verbose_name = _("store")
+        verbose_name_plural = _("stores")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} · {self.name}"
+
+
+class ProductCategory(models.Model):
+    """A product category that purchase lines, earning rules and reports refer to."""
+
+    code = models.CharField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+
+    class Meta:
+        verbose_name = _("product category")
+        verbose_name_plural = _("product categories")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Member(models.Model):
+    """A customer enrolled in the loyalty programme."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        BLOCKED = "blocked", _("Blocked")
+        CLOSED = "closed", _("Closed")
+
+    class Gender(models.TextChoices):
+        UNSPECIFIED = "", _("Not specified")
+        FEMALE = "female", _("Female")
+        MALE = "male", _("Male")
+
+    class Channel(models.TextChoices):
+        STORE = "store", _("In store")
+        ONLINE = "online", _("Web site")
+        APP = "app", _("Mobile app")
+        REFERRAL = "referral", _("Referral")
+        CALL_CENTRE = "call_centre", _("Call centre")
+        IMPORT = "import", _("Imported")
+
+    # --- identity
+    card_number = models.CharField(
+        _("card number"), max_length=32, unique=True,
+        help_text=_("The number printed on the loyalty card or shown in the app."),
+    )
+    first_name = models.CharField(_("first name"), max_length=100)
+    last_name = models.CharField(_("last name"), max_length=100, blank=True)
+    # Upper-cased "first last" for the trigram index behind name search.
+    search_name = models.GeneratedField(
+        expression=Upper(Concat("first_name", models.Value(" "), "last_name")),
+        output_field=models.CharField(max_length=201),
+        db_persist=True,
+        verbose_name=_("search name"),
+    )
+    email = models.EmailField(
+        _("e-mail"), blank=True, db_index=True,
+        help_text=_("Stored in lower case so that searches match any spelling."),
+    )
+    phone = models.CharField(
+        _("phone"), max_length=20, blank=True, db_index=True,
+        help_text=_("Stored as digits with the country code, e.g. 79123456789; "
+                    "type it in any common format."),
+    )
+    birth_date = models.DateField(_("birth date"), null=True, blank=True)
+    gender = models.CharField(
+        _("gender"), max_length=10, choices=Gender.choices, blank=True, default=""
+    )
+    city = models.CharField(_("city"), max_length=100, blank=True)
+
+    # --- enrolment and status
+    enrolled_at = models.DateTimeField(_("enrolled at"), default=timezone.now, db_index=True)
+    source_channel = models.CharField(
+        _("source channel"), max_length=20, choices=Channel.choices, default=Channel.STORE,
+        help_text=_("Where the member joined the programme."),
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE,
+        help_text=_("A blocked or closed member can neither earn nor spend points. "
+                    "Change it with the Block / Unblock buttons, which ask for a reason."),
+    )
+    referred_by = models.ForeignKey(
+        "self", verbose_name=_("referred by"), null=True, blank=True,
+        on_delete=models.SET_NULL, related_name="referrals",
+    )
+
+    # --- consent
+    email_consent = models.BooleanField(_("e-mail consent"), default=False)
+    email_consent_at = models.DateTimeField(
+        _("e-mail consent changed at"), null=True, blank=True,
+        help_text=_("When the consent was last given or withdrawn."),
+    )
+    sms_consent = models.BooleanField(_("SMS consent"), default=False)
+    sms_consent_at = models.DateTimeField(
+        _("SMS consent changed at"), null=True, blank=True,
+        help_text=_("When the consent was last given or withdrawn."),
+    )
+
+    # --- caches maintained by the services, never edited by hand
+    points_balance = models.IntegerField(
+        _("points balance"), default=0, editable=False,
+        help_text=_("Cache of the sum of the member's ledger; only the ledger service "
+                    "writes it. Negative only for a debt left by a return."),
+    )
+    last_purchase_at = models.DateTimeField(
+        _("last purchase"), null=True, blank=True, editable=False
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
+        ordering = ["-id"]
+        permissions = [
+            ("adjust_points", _("Can adjust a member's points with a reason")),
+            ("approve_adjustment", _("Can approve another person's points adjustment")),
+            ("export_personal_data", _("Can export members' personal data")),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(card_number=""), name="member_card_number_not_blank"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-id"], name="member_status_id_idx"),
+            models.Index(fields=["last_purchase_at"], name="member_last_purchase_idx"),
+        ]
+
+    def __str__(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return f"{name} ({self.card_number})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:members_member_change", args=[self.pk])
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def can_move_points(self) -> bool:
+        """Return whether the member may earn or spend points now."""
+        return self.status == self.Status.ACTIVE
+
+
+class MemberStatusChange(models.Model):
+    """One change of a member's status, with who did it and why (append-only)."""
+
+    member = models.ForeignKey(
+        Member, verbose_name=_("member"), on_delete=models.PROTECT,
+        related_name="status_changes",
+    )
+    from_status = models.CharField(_("from"), max_length=10, choices=Member.Status.choices)
+    to_status = models.CharField(_("to"), max_length=10, choices=Member.Status.choices)
+    reason = models.TextField(_("reason"))
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("changed by"), null=True,
+        on_delete=models.PROTECT, related_name="+",
+    )
+    created_at = models.DateTimeField(_("changed at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("status change")
+        verbose_name_plural = _("status changes")
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="status_change_reason_required"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.from_status} → {self.to_status}"
+
+
+class Purchase(models.Model):
+    """A receipt from a store, with or without a member (non-members count for comparisons)."""
+
+    class Channel(models.TextChoices):
+        STORE = "store", _("In store")
+        ONLINE = "online", _("Web site")
+        APP = "app", _("Mobile app")
+
+    store = models.ForeignKey(
+        Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="purchases"
+    )
+    receipt_number = models.CharField(
+        _("receipt number"), max_length=64,
+        help_text=_("Unique within the store; the same receipt is never counted twice."),
+    )
+    member = models.ForeignKey(
+        Member, verbose_name=_("member"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="purchases",
+    )
+    channel = models.CharField(
+        _("channel"), max_length=10, choices=Channel.choices, default=Channel.STORE
+    )
+    purchased_at = models.DateTimeField(_("purchased at"), default=timezone.now)
+    total = models.DecimalField(
+        _("total"), max_digits=12, decimal_places=2,
+        help_text=_("Amount paid, after discounts, in the programme currency."),
+    )
+    discount = models.DecimalField(_("discount"), max_digits=12, decimal_places=2, default=0)
+    item_count = models.PositiveIntegerField(_("items"), default=0)
+    created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("purchase")
+        verbose_name_plural = _("purchases")
+        ordering = ["-purchased_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["store", "receipt_number"], name="purchase_receipt_unique_per_store"
+            ),
+            models.CheckConstraint(condition=Q(total__gte=0), name="purchase_total_not_negative"),
+            models.CheckConstraint(
+                condition=Q(discount__gte=0), name="purchase_discount_not_negative"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["member", "-purchased_at"], name="purchase_member_time_idx"),
+            models.Index(fields=["purchased_at"], name="purchase_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.store.code} #{self.receipt_number}"
+
+
+class PurchaseLine(models.Model):
+    """One line of a receipt."""
+
+    purchase = models.ForeignKey(
+        Purchase, verbose_name=_("purchase"), on_delete=models.CASCADE, related_name="lines"
+    )
+    sku = models.CharField(_("SKU"), max_length=64)
+    category = models.ForeignKey(
+        ProductCategory, verbose_name=_("category"), null=True, blank=True,
+        on_delete=models.PROTECT, related_name="+",
+    )
+    quantity = models.DecimalField(_("quantity"), max_digits=10, decimal_places=3, default=1)
+    amount = models.DecimalField(_("amount"), max_digits=12, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("purchase line")
+        verbose_name_plural = _("purchase lines")
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="purchase_line_quantity_positive"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="purchase_line_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} × {self.quantity}"
+
+
+class PointsEntry(models.Model):
+    """One movement of points: the append-only ledger.
+
+    Invariants: rows are never updated or deleted (a PostgreSQL trigger refuses it, and so
+    does the admin); ``amount`` is never zero; ``balance_after`` is the member's balance
+    right after this row; the sum of a member's amounts equals ``Member.points_balance``;
+    ``idempotency_key`` makes a second delivery of the same movement a no-op.
+    """
+
+    class Kind(models.TextChoices):
+        ACCRUAL = "accrual", _("Purchase accrual")
+        REDEMPTION = "redemption", _("Redemption")
+        ADJUSTMENT = "adjustment", _("Manual adjustment")
+        REFERRAL = "referral", _("Referral bonus")
+        WELCOME = "welcome", _("Welcome bonus")
+        BIRTHDAY = "birthday", _("Birthday bonus")
+        CAMPAIGN = "campaign", _("Campaign bonus")
+        GOODWILL = "goodwill", _("Goodwill")
+        EXPIRY = "expiry", _("Expiry")
+        REVERSAL = "reversal", _("Reversal")
+        OPENING = "opening", _("Opening balance")
+
+    # Kinds a person posts by hand: they must say why.
+    MANUAL_KINDS = (Kind.ADJUSTMENT, Kind.REVERSAL, Kind.GOODWILL)
+
+    member = models.ForeignKey(
+        Member, verbose_name=_("member"), on_delete=models.PROTECT,
+        related_name="points_entries",
+    )
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    amount = models.IntegerField(_("points"), help_text=_("Signed: positive adds points."))
+    balance_after = models.IntegerField(_("balance after"))
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("posted by"), null=True, blank=True,
+        on_delete=models.PROTECT, related_name="+",
+        help_text=_("Empty when the system posted it."),
+    )
+    purchase = models.ForeignKey(
+        Purchase, verbose_name=_("purchase"), null=True, blank=True,
+        on_delete=models.PROTECT, related_name="points_entries",
+    )
+    reverses = models.OneToOneField(
+        "self", verbose_name=_("reverses"), null=True, blank=True,
+        on_delete=models.PROTECT, related_name="reversed_by",
+    )
+    reference = models.CharField(
+        _("source"), max_length=64, blank=True,
+        help_text=_("What the movement came from, e.g. adjustment:12 or redemption:40."),
+    )
+    idempotency_key = models.CharField(_("idempotency key"), max_length=128, unique=True)
+    created_at = models.DateTimeField(_("posted at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("points entry")
+        verbose_name_plural = _("points ledger")
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="points_entry_amount_not_zero"),
+            models.CheckConstraint(
+                condition=~Q(kind__in=["adjustment", "reversal", "goodwill"]) | ~Q(reason=""),
+                name="points_entry_manual_reason_required",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["member", "-id"], name="points_entry_member_idx"),
+            models.Index(fields=["created_at"], name="points_entry_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount:+d}"
+
+    def save(self, *args, **kwargs):
+        # Append-only: an existing row is corrected by a reversal, never rewritten.
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Points entries are append-only; post a reversal instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Points entries are append-only; post a reversal instead.")
+
+
+class PointsAdjustment(models.Model):
+    """A manual adjustment asked for by a person; large ones wait for a second person."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for approval")
+        APPLIED = "applied", _("Applied")
+        REJECTED = "rejected", _("Rejected")
+
+    member = models.ForeignKey(
+        Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="adjustments"
+    )
+    amount = models.IntegerField(_("points"), help_text=_("Signed: negative takes points away."))
+    reason = models.CharField(_("reason"), max_length=500)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("requested by"), on_delete=models.PROTECT,
+        related_name="+",
+    )
+    requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("approved or rejected by"), null=True,
+        blank=True, on_delete=models.PROTECT, related_name="+",
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decision_note = models.CharField(_("decision note"), max_length=500, blank=True)
+    entry = models.OneToOneField(
+        PointsEntry, verbose_name=_("ledger entry"), null=True, blank=True,
+        on_delete=models.PROTECT, related_name="adjustment",
+    )
+    idempotency_key = models.CharField(_("idempotency key"), max_length=128, unique=True)
+
+    class Meta:
+        verbose_name = _("points adjustment")
+        verbose_name_plural = _("points adjustments")
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="adjustment_amount_not_zero"),
+            models.CheckConstraint(condition=~Q(reason=""), name="adjustment_reason_required"),
+            # Maker-checker: whoever asked cannot be the one who decides.
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True) | ~Q(decided_by=models.F("requested_by")),
+                name="adjustment_checker_is_not_maker",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "-id"], name="adjustment_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.amount:+d} → {self.member_id} ({self.get_status_display()})"
+
+
+class ProgrammeSettings(models.Model):
+    """Programme-wide settings kept in the database so managers change them in the admin.
+
+    There is exactly one row (id 1); :func:`members.selectors.programme_settings_get`
+    creates it with the defaults on first use.
+    """
+
+    adjustment_approval_threshold = models.PositiveIntegerField(
+        _("approval threshold (points)"), default=1000,
+        help_text=_("A manual adjustment of more than this many points, up or down, waits "
+                    "for a second person with the approval permission."),
+    )
+    earn_rate = models.DecimalField(
+        _("points per currency unit"), max_digits=8, decimal_places=4, default=0.05,
+        help_text=_("Base points earned per unit of money paid, rounded down "
+                    "(0.05 = 5 points per 100 RUB)."),
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("programme settings")
+        verbose_name_plural = _("programme settings")
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="programme_settings_single_row"),
+        ]
+
+    def __str__(self) -> str:
+        return str(_("Programme settings"))

@@ -1,0 +1,441 @@
+"""Writes that carry the rules of members, purchases and the points ledger.
+
+Every function here runs in one transaction and takes keyword arguments only; the
+admin, imports and tasks call these and never write the tables themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from members.models import (
+    Member,
+    MemberStatusChange,
+    PointsAdjustment,
+    PointsEntry,
+    Purchase,
+    PurchaseLine,
+)
+from members.selectors import programme_settings_get
+
+# Messages are constants so that tests and screens agree on them.
+MEMBER_NOT_FOUND = _("This member does not exist.")
+MEMBER_NOT_ACTIVE = _(
+    "The member is %(status)s: a blocked or closed member can neither earn nor spend points."
+)
+POINTS_INSUFFICIENT = _(
+    "Not enough points: the balance is %(balance)s and this would take away %(debit)s. "
+    "A balance cannot go below zero."
+)
+POINTS_ZERO = _("Enter a number of points other than zero.")
+REASON_REQUIRED = _("Give a reason: every manual change of points must say why.")
+IDEMPOTENCY_KEY_REUSED = _(
+    "This request was already used for a different points movement; reload the page and "
+    "try again."
+)
+REVERSAL_OF_REVERSAL = _("A reversal cannot itself be reversed; post an adjustment instead.")
+ADJUSTMENT_DECIDED = _("This adjustment was already %(status)s.")
+MAKER_CANNOT_APPROVE = _(
+    "You asked for this adjustment, so someone else must approve or reject it."
+)
+APPROVAL_NOT_ALLOWED = _("You are not allowed to approve points adjustments.")
+STATUS_UNCHANGED = _("The member is already %(status)s.")
+
+
+class PointsRefused(Exception):
+    """A points movement or member change that the rules refuse; nothing was written."""
+
+    def __init__(self, message, *, code: str, params: dict | None = None):
+        self.message = message
+        self.code = code
+        self.params = params or {}
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return str(self.message) % self.params if self.params else str(self.message)
+
+
+@dataclass(frozen=True)
+class Posting:
+    """The ledger row a posting produced, and whether this call created it."""
+
+    entry: PointsEntry
+    created: bool
+
+
+# Kinds that may move a blocked or closed member's points: corrections and expiry are
+# not earning or spending.
+_STATUS_EXEMPT_KINDS = (PointsEntry.Kind.REVERSAL, PointsEntry.Kind.EXPIRY)
+
+_MEMBER_TABLE = Member._meta.db_table
+_LEDGER_TABLE = PointsEntry._meta.db_table
+
+
+def points_post(
+    *,
+    member_id: int,
+    amount: int,
+    kind: str,
+    idempotency_key: str,
+    reason: str = "",
+    actor: AbstractBaseUser | None = None,
+    purchase_id: int | None = None,
+    reverses_id: int | None = None,
+    reference: str = "",
+    allow_debt: bool = False,
+    posted_at: datetime | None = None,
+) -> Posting:
+    """Post one movement of points to a member's ledger; the only writer of the ledger.
+
+    The UPDATE takes the member's row lock, checks the status and the balance in its
+    WHERE clause and returns the new balance; the ledger row is inserted in the same
+    transaction, so the cached balance always equals the ledger's sum. A second call
+    with the same ``idempotency_key`` writes nothing and returns the first row
+    (``created`` is False). ``allow_debt`` lets a return's reversal take the balance
+    below zero. Raise :class:`PointsRefused` when the rules refuse; nothing is written.
+    """
+    if amount == 0:
+        raise PointsRefused(POINTS_ZERO, code="amount_zero")
+    reason = (reason or "").strip()
+    if kind in PointsEntry.MANUAL_KINDS and not reason:
+        raise PointsRefused(REASON_REQUIRED, code="reason_required")
+    posted_at = posted_at or timezone.now()
+
+    # One UPDATE instead of SELECT ... FOR UPDATE + UPDATE: the row lock, the checks and
+    # the new balance in one round trip (READ COMMITTED re-checks WHERE after a wait).
+    conditions, update_params = ["id = %s"], [amount, member_id]
+    if kind not in _STATUS_EXEMPT_KINDS:
+        conditions.append("status = 'active'")
+    if amount < 0 and not allow_debt:
+        conditions.append("points_balance + %s >= 0")
+        update_params.append(amount)
+    update_sql = (
+        f"UPDATE {_MEMBER_TABLE} SET points_balance = points_balance + %s "
+        f"WHERE {' AND '.join(conditions)} RETURNING points_balance"
+    )
+    insert_sql = (
+        f"INSERT INTO {_LEDGER_TABLE} (member_id, kind, amount, balance_after, reason, "
+        "actor_id, purchase_id, reverses_id, reference, idempotency_key, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+    )
+    actor_id = actor.pk if actor is not None else None
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(update_sql, update_params)
+                row = cursor.fetchone()
+                if row is None:
+                    _points_refusal_raise(member_id=member_id, amount=amount)
+                balance_after = row[0]
+                cursor.execute(
+                    insert_sql,
+                    [
+                        member_id, kind, amount, balance_after, reason, actor_id,
+                        purchase_id, reverses_id, reference, idempotency_key,
+                        connection.ops.adapt_datetimefield_value(posted_at),
+                    ],
+                )
+                entry_id = cursor.fetchone()[0]
+    except IntegrityError:
+        # Same key delivered twice (perhaps at the same time): the first one stands.
+        existing = PointsEntry.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        if (existing.member_id, existing.amount, existing.kind) != (member_id, amount, kind):
+            raise PointsRefused(IDEMPOTENCY_KEY_REUSED, code="idempotency_key_reused") from None
+        return Posting(entry=existing, created=False)
+
+    entry = PointsEntry(
+        id=entry_id, member_id=member_id, kind=kind, amount=amount,
+        balance_after=balance_after, reason=reason, actor_id=actor_id,
+        purchase_id=purchase_id, reverses_id=reverses_id, reference=reference,
+        idempotency_key=idempotency_key, created_at=posted_at,
+    )
+    entry._state.adding = False
+    entry._state.db = connection.alias
+    return Posting(entry=entry, created=True)
+
+
+def _points_refusal_raise(*, member_id: int, amount: int) -> None:
+    """Raise the refusal that explains why the balance UPDATE matched no row."""
+    member = Member.objects.filter(id=member_id).values("status", "points_balance").first()
+    if member is None:
+        raise PointsRefused(MEMBER_NOT_FOUND, code="member_not_found")
+    if member["status"] != Member.Status.ACTIVE:
+        raise PointsRefused(
+            MEMBER_NOT_ACTIVE, code="member_not_active",
+            params={"status": Member.Status(member["status"]).label.lower()},
+        )
+    raise PointsRefused(
+        POINTS_INSUFFICIENT, code="insufficient_points",
+        params={"balance": member["points_balance"], "debit": -amount},
+    )
+
+
+def points_reverse(
+    *, entry_id: int, reason: str, actor: AbstractBaseUser | None, allow_debt: bool = False
+) -> Posting:
+    """Cancel a ledger row by posting its opposite; a row is reversed at most once.
+
+    Reversing the same row again returns the first reversal (``created`` False).
+    """
+    entry = PointsEntry.objects.get(id=entry_id)
+    if entry.kind == PointsEntry.Kind.REVERSAL:
+        raise PointsRefused(REVERSAL_OF_REVERSAL, code="reversal_of_reversal")
+    return points_post(
+        member_id=entry.member_id,
+        amount=-entry.amount,
+        kind=PointsEntry.Kind.REVERSAL,
+        idempotency_key=f"reversal:{entry.id}",
+        reason=reason,
+        actor=actor,
+        reverses_id=entry.id,
+        reference=f"entry:{entry.id}",
+        allow_debt=allow_debt,
+    )
+
+
+def points_adjust(
+    *,
+    member_id: int,
+    amount: int,
+    reason: str,
+    actor: AbstractBaseUser,
+    idempotency_key: str,
+) -> PointsAdjustment:
+    """Adjust a member's points by hand, or queue the request for a second person.
+
+    Adjustments larger than the programme's approval threshold are stored as pending
+    and touch no balance until :func:`points_adjustment_approve`. The same
+    ``idempotency_key`` (one per form shown) returns the first request, so a double
+    click adjusts once. Raise :class:`PointsRefused` when the rules refuse.
+    """
+    if amount == 0:
+        raise PointsRefused(POINTS_ZERO, code="amount_zero")
+    reason = (reason or "").strip()
+    if not reason:
+        raise PointsRefused(REASON_REQUIRED, code="reason_required")
+    existing = PointsAdjustment.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing
+
+    threshold = programme_settings_get().adjustment_approval_threshold
+    try:
+        with transaction.atomic():
+            adjustment = PointsAdjustment.objects.create(
+                member_id=member_id, amount=amount, reason=reason, requested_by=actor,
+                idempotency_key=idempotency_key,
+            )
+            if abs(amount) > threshold:
+                _adjustment_precheck(member_id=member_id, amount=amount)
+                return adjustment
+            _adjustment_apply(adjustment=adjustment, decided_by=None)
+    except IntegrityError:
+        existing = PointsAdjustment.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return existing
+    return adjustment
+
+
+def _adjustment_precheck(*, member_id: int, amount: int) -> None:
+    """Refuse a pending request now that could never be applied as it stands."""
+    member = Member.objects.filter(id=member_id).values("status", "points_balance").first()
+    if member is None:
+        raise PointsRefused(MEMBER_NOT_FOUND, code="member_not_found")
+    if member["status"] != Member.Status.ACTIVE or member["points_balance"] + amount < 0:
+        _points_refusal_raise(member_id=member_id, amount=amount)
+
+
+def _adjustment_apply(*, adjustment: PointsAdjustment, decided_by) -> None:
+    """Post an adjustment's ledger row and mark it applied (inside the caller's transaction)."""
+    posting = points_post(
+        member_id=adjustment.member_id,
+        amount=adjustment.amount,
+        kind=PointsEntry.Kind.ADJUSTMENT,
+        idempotency_key=f"adjustment:{adjustment.id}",
+        reason=adjustment.reason,
+        actor=adjustment.requested_by,
+        reference=f"adjustment:{adjustment.id}",
+    )
+    adjustment.status = PointsAdjustment.Status.APPLIED
+    adjustment.entry = posting.entry
+    adjustment.decided_by = decided_by
+    adjustment.decided_at = timezone.now()
+    adjustment.save(update_fields=["status", "entry", "decided_by", "decided_at"])
+
+
+def _adjustment_decidable_get(*, adjustment_id: int, actor) -> PointsAdjustment:
+    """Lock and return a pending adjustment that ``actor`` may decide, or raise."""
+    if not actor.has_perm("members.approve_adjustment"):
+        raise PermissionDenied(APPROVAL_NOT_ALLOWED)
+    adjustment = PointsAdjustment.objects.select_for_update().get(id=adjustment_id)
+    if adjustment.status != PointsAdjustment.Status.PENDING:
+        raise PointsRefused(
+            ADJUSTMENT_DECIDED, code="already_decided",
+            params={"status": adjustment.get_status_display().lower()},
+        )
+    if adjustment.requested_by_id == actor.pk:
+        raise PointsRefused(MAKER_CANNOT_APPROVE, code="maker_cannot_approve")
+    return adjustment
+
+
+def points_adjustment_approve(
+    *, adjustment_id: int, actor: AbstractBaseUser, note: str = ""
+) -> PointsAdjustment:
+    """Approve a pending adjustment as the second person and post it to the ledger.
+
+    Raise :class:`PointsRefused` if it was decided already, if ``actor`` asked for it,
+    or if the ledger refuses it now (e.g. the points were spent meanwhile).
+    """
+    with transaction.atomic():
+        adjustment = _adjustment_decidable_get(adjustment_id=adjustment_id, actor=actor)
+        adjustment.decision_note = (note or "").strip()
+        adjustment.save(update_fields=["decision_note"])
+        _adjustment_apply(adjustment=adjustment, decided_by=actor)
+    return adjustment
+
+
+def points_adjustment_reject(
+    *, adjustment_id: int, actor: AbstractBaseUser, note: str = ""
+) -> PointsAdjustment:
+    """Reject a pending adjustment; no points move."""
+    with transaction.atomic():
+        adjustment = _adjustment_decidable_get(adjustment_id=adjustment_id, actor=actor)
+        adjustment.status = PointsAdjustment.Status.REJECTED
+        adjustment.decided_by = actor
+        adjustment.decided_at = timezone.now()
+        adjustment.decision_note = (note or "").strip()
+        adjustment.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    return adjustment
+
+
+def member_status_change(
+    *, member_id: int, status: str, reason: str, actor: AbstractBaseUser | None
+) -> MemberStatusChange:
+    """Block, unblock or close a member, with a reason kept in the status history."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise PointsRefused(REASON_REQUIRED, code="reason_required")
+    with transaction.atomic():
+        member = Member.objects.select_for_update().only("id", "status").get(id=member_id)
+        if member.status == status:
+            raise PointsRefused(
+                STATUS_UNCHANGED, code="status_unchanged",
+                params={"status": Member.Status(status).label.lower()},
+            )
+        change = MemberStatusChange.objects.create(
+            member=member, from_status=member.status, to_status=status, reason=reason,
+            actor=actor,
+        )
+        member.status = status
+        member.save(update_fields=["status", "updated_at"])
+    return change
+
+
+@dataclass(frozen=True)
+class PurchaseLineData:
+    """One receipt line as the cash register sends it."""
+
+    sku: str
+    amount: Decimal
+    quantity: Decimal = Decimal(1)
+    category_id: int | None = None
+
+
+@dataclass(frozen=True)
+class PurchaseRecording:
+    """The purchase, whether this call created it, and the accrual it earned."""
+
+    purchase: Purchase
+    created: bool
+    accrual: PointsEntry | None
+
+
+def purchase_points_compute(*, total: Decimal, earn_rate: Decimal) -> int:
+    """Return the base points a purchase of ``total`` earns: rounded down, never negative."""
+    points = (total * earn_rate).to_integral_value(rounding=ROUND_FLOOR)
+    return max(0, int(points))
+
+
+def purchase_record(
+    *,
+    store_id: int,
+    receipt_number: str,
+    total: Decimal,
+    purchased_at: datetime | None = None,
+    member_id: int | None = None,
+    discount: Decimal = Decimal(0),
+    channel: str = Purchase.Channel.STORE,
+    lines: list[PurchaseLineData] | tuple = (),
+    actor: AbstractBaseUser | None = None,
+) -> PurchaseRecording:
+    """Record a receipt and accrue the member's points for it, exactly once.
+
+    The same store and receipt number recorded again returns the first purchase
+    (``created`` False) and posts nothing. A blocked member's purchase is recorded
+    without points.
+    """
+    purchased_at = purchased_at or timezone.now()
+    total = Decimal(total)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                purchase = Purchase.objects.create(
+                    store_id=store_id, receipt_number=receipt_number, member_id=member_id,
+                    channel=channel, purchased_at=purchased_at, total=total,
+                    discount=discount,
+                    item_count=int(sum((line.quantity for line in lines), Decimal(0))),
+                )
+        except IntegrityError:
+            existing = Purchase.objects.filter(
+                store_id=store_id, receipt_number=receipt_number
+            ).first()
+            if existing is None:
+                raise
+            return PurchaseRecording(purchase=existing, created=False, accrual=None)
+        PurchaseLine.objects.bulk_create(
+            PurchaseLine(
+                purchase=purchase, sku=line.sku, category_id=line.category_id,
+                quantity=line.quantity, amount=line.amount,
+            )
+            for line in lines
+        )
+        if member_id is None:
+            return PurchaseRecording(purchase=purchase, created=True, accrual=None)
+        Member.objects.filter(id=member_id).update(
+            last_purchase_at=Greatest(
+                Coalesce(F("last_purchase_at"), Value(purchased_at)), Value(purchased_at)
+            )
+        )
+        points = purchase_points_compute(total=total, earn_rate=programme_settings_get().earn_rate)
+        accrual = None
+        if points > 0:
+            try:
+                accrual = points_post(
+                    member_id=member_id, amount=points, kind=PointsEntry.Kind.ACCRUAL,
+                    idempotency_key=f"purchase:{purchase.id}", actor=actor,
+                    purchase_id=purchase.id, reference=f"purchase:{purchase.id}",
+                ).entry
+            except PointsRefused as refusal:
+                if refusal.code != "member_not_active":
+                    raise
+    return PurchaseRecording(purchase=purchase, created=True, accrual=accrual)
+
+
+__all__ = [
+    "PointsRefused", "Posting", "PurchaseLineData", "PurchaseRecording",
+    "member_status_change", "points_adjust", "points_adjustment_approve",
+    "points_adjustment_reject", "points_post", "points_reverse",
+    "purchase_points_compute", "purchase_record",
+]

@@ -1,0 +1,1 @@
+"""Models of the rewards app; they arrive with their issues."""
