@@ -11,3 +11,5 @@ class LoyaltyAdminSite(admin.AdminSite):
     site_title = _("Loyalty back-office")
     index_title = _("Programme administration")
     enable_nav_sidebar = True
+    # The back-office is the whole site: no separate public site to link to.
+    site_url = None

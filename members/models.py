@@ -5,6 +5,8 @@ The points ledger lives here, beside the member it belongs to, so the member pag
 programme rules in ``rewards`` post through :func:`members.services.points_post`.
 """
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -274,8 +276,12 @@ class PurchaseLine(models.Model):
         verbose_name_plural = _("purchase lines")
         ordering = ["id"]
         constraints = [
-            models.CheckConstraint(condition=Q(quantity__gt=0), name="purchase_line_quantity_positive"),
-            models.CheckConstraint(condition=Q(amount__gte=0), name="purchase_line_amount_not_negative"),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="purchase_line_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gte=0), name="purchase_line_amount_not_negative"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -429,7 +435,7 @@ class ProgrammeSettings(models.Model):
                     "for a second person with the approval permission."),
     )
     earn_rate = models.DecimalField(
-        _("points per currency unit"), max_digits=8, decimal_places=4, default=0.05,
+        _("points per currency unit"), max_digits=8, decimal_places=4, default=Decimal("0.05"),
         help_text=_("Base points earned per unit of money paid, rounded down "
                     "(0.05 = 5 points per 100 RUB)."),
     )

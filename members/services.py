@@ -65,6 +65,10 @@ class PointsRefused(Exception):
         return str(self.message) % self.params if self.params else str(self.message)
 
 
+class _DuplicateOrRefused(Exception):
+    """The balance UPDATE matched no row: a repeated key, or a refusal to explain."""
+
+
 @dataclass(frozen=True)
 class Posting:
     """The ledger row a posting produced, and whether this call created it."""
@@ -119,12 +123,13 @@ def points_post(
     if amount < 0 and not allow_debt:
         conditions.append("points_balance + %s >= 0")
         update_params.append(amount)
+    # Table names are module constants and every value is a parameter.
     update_sql = (
-        f"UPDATE {_MEMBER_TABLE} SET points_balance = points_balance + %s "
+        f"UPDATE {_MEMBER_TABLE} SET points_balance = points_balance + %s "  # noqa: S608
         f"WHERE {' AND '.join(conditions)} RETURNING points_balance"
     )
     insert_sql = (
-        f"INSERT INTO {_LEDGER_TABLE} (member_id, kind, amount, balance_after, reason, "
+        f"INSERT INTO {_LEDGER_TABLE} (member_id, kind, amount, balance_after, reason, "  # noqa: S608
         "actor_id, purchase_id, reverses_id, reference, idempotency_key, created_at) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
     )
@@ -135,7 +140,9 @@ def points_post(
                 cursor.execute(update_sql, update_params)
                 row = cursor.fetchone()
                 if row is None:
-                    _points_refusal_raise(member_id=member_id, amount=amount)
+                    # Before refusing, a second delivery of a posting already made
+                    # returns the first one (below), whatever the balance is now.
+                    raise _DuplicateOrRefused
                 balance_after = row[0]
                 cursor.execute(
                     insert_sql,
@@ -146,10 +153,12 @@ def points_post(
                     ],
                 )
                 entry_id = cursor.fetchone()[0]
-    except IntegrityError:
+    except (IntegrityError, _DuplicateOrRefused) as error:
         # Same key delivered twice (perhaps at the same time): the first one stands.
         existing = PointsEntry.objects.filter(idempotency_key=idempotency_key).first()
         if existing is None:
+            if isinstance(error, _DuplicateOrRefused):
+                _points_refusal_raise(member_id=member_id, amount=amount)
             raise
         if (existing.member_id, existing.amount, existing.kind) != (member_id, amount, kind):
             raise PointsRefused(IDEMPOTENCY_KEY_REUSED, code="idempotency_key_reused") from None
@@ -343,6 +352,34 @@ def member_status_change(
     return change
 
 
+def member_save(
+    *, member: Member, changed_fields: list[str] | tuple = (), actor: AbstractBaseUser | None
+) -> Member:
+    """Validate and save a member's profile, stamping when each consent changed.
+
+    Status and points are not saved from here: they move only through
+    :func:`member_status_change` and :func:`points_post`.
+    """
+    now = timezone.now()
+    for consent in ("email_consent", "sms_consent"):
+        if consent in changed_fields or (member._state.adding and getattr(member, consent)):
+            setattr(member, f"{consent}_at", now)
+    member.email = (member.email or "").strip().lower()
+    member.full_clean(exclude=["status", "points_balance", "referred_by"])
+    if member._state.adding:
+        member.save()
+    else:
+        member.save(update_fields=[
+            name for name in (
+                "card_number", "first_name", "last_name", "email", "phone", "birth_date",
+                "gender", "city", "enrolled_at", "source_channel", "referred_by",
+                "email_consent", "email_consent_at", "sms_consent", "sms_consent_at",
+                "updated_at",
+            )
+        ])
+    return member
+
+
 @dataclass(frozen=True)
 class PurchaseLineData:
     """One receipt line as the cash register sends it."""
@@ -435,7 +472,7 @@ def purchase_record(
 
 __all__ = [
     "PointsRefused", "Posting", "PurchaseLineData", "PurchaseRecording",
-    "member_status_change", "points_adjust", "points_adjustment_approve",
+    "member_save", "member_status_change", "points_adjust", "points_adjustment_approve",
     "points_adjustment_reject", "points_post", "points_reverse",
     "purchase_points_compute", "purchase_record",
 ]

@@ -10,7 +10,8 @@ PG_FORWARD = [
     """
     CREATE OR REPLACE FUNCTION members_pointsentry_append_only() RETURNS trigger AS $$
     BEGIN
-        RAISE EXCEPTION 'points ledger rows are append-only; post a reversal instead';
+        RAISE EXCEPTION 'points ledger rows are append-only; post a reversal instead'
+            USING ERRCODE = 'integrity_constraint_violation';
     END;
     $$ LANGUAGE plpgsql
     """,
