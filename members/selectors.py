@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from django.db.models import QuerySet, Sum, Value
+from django.db.models import F, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
 from members.models import Member, PointsAdjustment, PointsEntry, ProgrammeSettings, Purchase
@@ -77,7 +77,7 @@ def ledger_mismatches() -> QuerySet[Member]:
     """
     return (
         Member.objects.annotate(ledger_sum=Coalesce(Sum("points_entries__amount"), Value(0)))
-        .exclude(points_balance=Coalesce(Sum("points_entries__amount"), Value(0)))
+        .exclude(points_balance=F("ledger_sum"))
         .values("id", "card_number", "points_balance", "ledger_sum")
         .order_by("id")
     )
