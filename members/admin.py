@@ -6,12 +6,15 @@ service in ``members.services``.
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -64,7 +67,7 @@ class MemberAdmin(admin.ModelAdmin):
     form = MemberAdminForm
     list_display = (
         "card_number", "name_column", "phone_column", "email", "status_column",
-        "points_balance", "last_purchase_at", "enrolled_at",
+        "balance_column", "last_purchase_column", "enrolled_column",
     )
     list_display_links = ("card_number", "name_column")
     list_filter = ("status", "enrolled_at", "email_consent", "sms_consent", "source_channel")
@@ -93,6 +96,8 @@ class MemberAdmin(admin.ModelAdmin):
     )
     paginator = LargeTablePaginator
     show_full_result_count = False
+    # Facet counts would run a COUNT per filter choice over a million members.
+    show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
     ordering = ("-id",)
     change_form_template = "admin/members/member/change_form.html"
@@ -105,13 +110,27 @@ class MemberAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("phone"))
     def phone_column(self, member: Member) -> str:
-        return phone_display(member.phone)
+        return format_html('<span class="nowrap">{}</span>', phone_display(member.phone))
 
     @admin.display(description=_("status"), ordering="status")
     def status_column(self, member: Member) -> str:
         return format_html(
             '<span class="badge badge-{}">{}</span>', member.status, member.get_status_display()
         )
+
+    @admin.display(description=_("points"), ordering="points_balance")
+    def balance_column(self, member: Member) -> str:
+        return format_html('<span class="num">{}</span>', intcomma(member.points_balance))
+
+    @admin.display(description=_("last purchase"), ordering="last_purchase_at")
+    def last_purchase_column(self, member: Member) -> str:
+        if member.last_purchase_at is None:
+            return "—"
+        return date_format(timezone.localtime(member.last_purchase_at), "SHORT_DATE_FORMAT")
+
+    @admin.display(description=_("enrolled"), ordering="enrolled_at")
+    def enrolled_column(self, member: Member) -> str:
+        return date_format(timezone.localtime(member.enrolled_at), "SHORT_DATE_FORMAT")
 
     def get_search_results(self, request, queryset, search_term):
         return selectors.member_search(queryset=queryset, query=search_term), False
@@ -134,7 +153,13 @@ class MemberAdmin(admin.ModelAdmin):
         member = self.get_object(request, object_id)
         if member is not None and self.has_view_or_change_permission(request, member):
             extra_context.update(self._member_story_context(request, member))
+            extra_context.update(title=member.full_name, subtitle=None)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(
+            request, {"title": gettext("Members"), **(extra_context or {})}
+        )
 
     def _member_story_context(self, request: HttpRequest, member: Member) -> dict:
         """Return the panels of the member page: a fixed number of queries, no per-row ones."""
@@ -309,6 +334,7 @@ class PointsEntryAdmin(ReadOnlyAdmin):
     search_help_text = _("Card number of the member, or a source such as adjustment:12.")
     paginator = LargeTablePaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     ordering = ("-id",)
 
     def get_search_results(self, request, queryset, search_term):
@@ -346,6 +372,7 @@ class PurchaseAdmin(ReadOnlyAdmin):
     inlines = (PurchaseLineInline,)
     paginator = LargeTablePaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     ordering = ("-purchased_at", "-id")
 
     def get_search_results(self, request, queryset, search_term):

@@ -121,6 +121,7 @@ USE_I18N = True
 USE_TZ = True
 TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Moscow")
 USE_THOUSAND_SEPARATOR = True
+FORMAT_MODULE_PATH = ["loyalty_admin.formats"]
 
 # ------------------------------------------------------------------ static files
 STATIC_URL = "static/"
