@@ -34,6 +34,7 @@ from members.models import (
 )
 from members.paginators import LargeTablePaginator
 from members.phone import phone_display
+from members.templatetags.points import points_signed
 
 LEDGER_PAGE_SIZE = 20
 PURCHASES_PAGE_SIZE = 10
@@ -239,14 +240,15 @@ class MemberAdmin(admin.ModelAdmin):
             else:
                 if adjustment.status == PointsAdjustment.Status.PENDING:
                     messages.warning(request, gettext(
-                        "The adjustment of %(amount)+d points is above the approval threshold: "
+                        "The adjustment of %(amount)s points is above the approval threshold: "
                         "it waits for a second person and the balance is unchanged for now."
-                    ) % {"amount": adjustment.amount})
+                    ) % {"amount": points_signed(adjustment.amount)})
                 else:
                     member.refresh_from_db(fields=["points_balance"])
                     messages.success(request, gettext(
-                        "%(amount)+d points posted. New balance: %(balance)s."
-                    ) % {"amount": adjustment.amount, "balance": member.points_balance})
+                        "%(amount)s points posted. New balance: %(balance)s."
+                    ) % {"amount": points_signed(adjustment.amount),
+                         "balance": intcomma(member.points_balance)})
                 return HttpResponseRedirect(
                     reverse("admin:members_member_change", args=[member.pk])
                 )

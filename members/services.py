@@ -365,7 +365,7 @@ def member_save(
         if consent in changed_fields or (member._state.adding and getattr(member, consent)):
             setattr(member, f"{consent}_at", now)
     member.email = (member.email or "").strip().lower()
-    member.full_clean(exclude=["status", "points_balance", "referred_by"])
+    member.full_clean()
     if member._state.adding:
         member.save()
     else:
