@@ -1,4 +1,4 @@
-.PHONY: run test bench lint messages
+.PHONY: run test bench messages
 
 run:  ## set up on the embedded defaults with demo data and serve on 127.0.0.1:8000
 	bin/run.sh
@@ -9,5 +9,7 @@ test:  ## install test needs, start PostgreSQL and Redis, run ruff and pytest
 bench:  ## run the benchmarks on a durable PostgreSQL (see bench/README.md)
 	bench/run.sh
 
-messages:  ## refresh the English and Russian catalogues
-	.venv/bin/python manage.py makemessages -l ru -l en --ignore=.venv --ignore=bench
+messages:  ## refresh the catalogues; English is filled from the source, Russian by hand
+	.venv/bin/python manage.py makemessages -l ru -l en --ignore=.venv --ignore=bench --ignore=test-artifacts
+	msgen locale/en/LC_MESSAGES/django.po | msgattrib --clear-fuzzy --no-obsolete -o locale/en/LC_MESSAGES/django.po
+	msgfmt --check --statistics -o /dev/null locale/ru/LC_MESSAGES/django.po

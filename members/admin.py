@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from members import selectors, services
@@ -105,7 +105,7 @@ class MemberAdmin(admin.ModelAdmin):
     change_list_template = "admin/members/member/change_list.html"
 
     # ---------------------------------------------------------------- list
-    @admin.display(description=_("name"), ordering="last_name")
+    @admin.display(description=pgettext_lazy("person", "name"), ordering="last_name")
     def name_column(self, member: Member) -> str:
         return member.full_name
 
