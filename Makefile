@@ -11,5 +11,5 @@ bench:  ## run the benchmarks on a durable PostgreSQL (see bench/README.md)
 
 messages:  ## refresh the catalogues; English is filled from the source, Russian by hand
 	.venv/bin/python manage.py makemessages -l ru -l en --ignore=.venv --ignore=bench --ignore=test-artifacts
-	msgen locale/en/LC_MESSAGES/django.po | msgattrib --clear-fuzzy --no-obsolete -o locale/en/LC_MESSAGES/django.po
+	msgfilter --keep-header -i locale/en/LC_MESSAGES/django.po sed -e d | msgen - | msgattrib --clear-fuzzy --no-obsolete -o locale/en/LC_MESSAGES/django.po
 	msgfmt --check --statistics -o /dev/null locale/ru/LC_MESSAGES/django.po
