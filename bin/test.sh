@@ -12,5 +12,6 @@ pg_start
 redis_start
 export DJANGO_SETTINGS_MODULE=loyalty_admin.settings.test
 .venv/bin/python manage.py compilemessages --ignore=.venv -v 0
+.venv/bin/python manage.py collectstatic --noinput -v 0
 mkdir -p test-artifacts
 .venv/bin/python -m pytest "$@"
