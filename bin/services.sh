@@ -47,7 +47,8 @@ pg_start() {
     fi
     local extra="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     [ "${1:-}" = "durable" ] && extra=""
-    $PG_AS "$PGBIN/initdb" -D "$PGTMP/data" -U postgres --auth=trust -E UTF8 --no-locale \
+    # C collation (byte order, fast) but a UTF-8 ctype so upper() and trigrams know Cyrillic.
+    $PG_AS "$PGBIN/initdb" -D "$PGTMP/data" -U postgres --auth=trust -E UTF8 --locale=C --lc-ctype=C.UTF-8 \
         --no-sync >/dev/null
     $PG_AS "$PGBIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/server.log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGTMP -c max_connections=200 $extra ${PG_EXTRA_OPTS:-}" \

@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -162,6 +162,11 @@ class MemberAdmin(admin.ModelAdmin):
             request, {"title": gettext("Members"), **(extra_context or {})}
         )
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # On the member page the form is the profile: "save and add another" invites mistakes.
+        context.update(show_save_and_add_another=False)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     def _member_story_context(self, request: HttpRequest, member: Member) -> dict:
         """Return the panels of the member page: a fixed number of queries, no per-row ones."""
         ledger_page = Paginator(
@@ -264,7 +269,7 @@ class MemberAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request, member):
             raise PermissionDenied
         if status not in Member.Status.values:
-            raise PermissionDenied
+            raise Http404("Unknown member status.")
         form = ReasonForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -434,8 +439,15 @@ class PointsAdjustmentAdmin(ReadOnlyAdmin):
             except services.PointsRefused as refusal:
                 form.add_error(None, str(refusal))
             else:
-                messages.success(request, gettext("Adjustment %(status)s.") % {
-                    "status": decided.get_status_display().lower()})
+                if decided.status == PointsAdjustment.Status.APPLIED:
+                    messages.success(request, gettext(
+                        "Adjustment approved: %(amount)s points posted. New balance: %(balance)s."
+                    ) % {"amount": points_signed(decided.amount),
+                         "balance": intcomma(decided.entry.balance_after)})
+                else:
+                    messages.success(request, gettext(
+                        "Adjustment rejected: the balance is unchanged."
+                    ))
                 return HttpResponseRedirect(
                     reverse("admin:members_member_change", args=[adjustment.member_id])
                 )

@@ -22,4 +22,6 @@ class MembersConfig(AppConfig):
     verbose_name = _("Members and points")
 
     def ready(self) -> None:
+        from members import checks  # noqa: F401 - registers the system checks
+
         connection_created.connect(sqlite_unicode_upper, dispatch_uid="members-sqlite-upper")

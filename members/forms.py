@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Member
-from members.phone import phone_normalise
+from members.phone import phone_display, phone_normalise
 
 POINTS_LIMIT = 10_000_000
 
@@ -22,6 +22,11 @@ class MemberAdminForm(forms.ModelForm):
             "email", "city", "email_consent", "sms_consent", "enrolled_at", "source_channel",
             "referred_by",
         )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.phone and "phone" in self.fields:
+            self.initial["phone"] = phone_display(self.instance.phone)
 
     def clean_phone(self) -> str:
         raw = self.cleaned_data.get("phone", "")

@@ -47,7 +47,7 @@ def member_ledger(*, member_id: int) -> QuerySet[PointsEntry]:
     """Return a member's ledger, newest first, with who posted each row and its receipt."""
     return (
         PointsEntry.objects.filter(member_id=member_id)
-        .select_related("actor", "purchase__store", "reverses")
+        .select_related("actor", "purchase__store", "reverses", "adjustment__decided_by")
         .order_by("-id")
     )
 

@@ -55,3 +55,10 @@ def test_tasks_run_on_a_real_worker_through_redis():
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+@pytest.mark.django_db
+def test_database_under_test_can_upper_case_cyrillic_names():
+    from members.checks import database_ctype_check
+
+    assert database_ctype_check(None, databases=["default"]) == []

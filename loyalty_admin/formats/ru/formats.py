@@ -1,6 +1,6 @@
 # Django's Russian formats, with a short date-time for tables.
-DATE_FORMAT = "j E Y г."
-DATETIME_FORMAT = "j E Y г. H:i"
+DATE_FORMAT = "d.m.Y"
+DATETIME_FORMAT = "d.m.Y H:i"
 SHORT_DATE_FORMAT = "d.m.Y"
 SHORT_DATETIME_FORMAT = "d.m.Y H:i"
 TIME_FORMAT = "H:i"
