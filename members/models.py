@@ -233,6 +233,10 @@ class Purchase(models.Model):
     )
     discount = models.DecimalField(_("discount"), max_digits=12, decimal_places=2, default=0)
     item_count = models.PositiveIntegerField(_("items"), default=0)
+    refunded_total = models.DecimalField(
+        _("refunded"), max_digits=12, decimal_places=2, default=0, editable=False,
+        help_text=_("Sum of the refunds of this receipt; its points are reversed in proportion."),
+    )
     created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
 
     class Meta:
@@ -247,6 +251,10 @@ class Purchase(models.Model):
             models.CheckConstraint(
                 condition=Q(discount__gte=0), name="purchase_discount_not_negative"
             ),
+            models.CheckConstraint(
+                condition=Q(refunded_total__gte=0, refunded_total__lte=models.F("total")),
+                name="purchase_refund_within_total",
+            ),
         ]
         indexes = [
             models.Index(fields=["member", "-purchased_at"], name="purchase_member_time_idx"),
@@ -255,6 +263,40 @@ class Purchase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.store.code} #{self.receipt_number}"
+
+
+class PurchaseRefund(models.Model):
+    """A full or partial return of a receipt; the points it earned are reversed in proportion."""
+
+    purchase = models.ForeignKey(
+        Purchase, verbose_name=_("purchase"), on_delete=models.PROTECT, related_name="refunds"
+    )
+    amount = models.DecimalField(_("amount refunded"), max_digits=12, decimal_places=2)
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+    refund_key = models.CharField(
+        _("refund reference"), max_length=128, unique=True,
+        help_text=_("The refund receipt's number from the POS; the same refund twice counts once."),
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("recorded by"), null=True, blank=True,
+        on_delete=models.PROTECT, related_name="+",
+    )
+    entry = models.OneToOneField(
+        "PointsEntry", verbose_name=_("points returned"), null=True, blank=True,
+        on_delete=models.PROTECT, related_name="refund",
+    )
+    created_at = models.DateTimeField(_("refunded at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purchase} −{self.amount}"
 
 
 class PurchaseLine(models.Model):
@@ -308,6 +350,7 @@ class PointsEntry(models.Model):
         GOODWILL = "goodwill", _("Goodwill")
         EXPIRY = "expiry", _("Expiry")
         REVERSAL = "reversal", _("Reversal")
+        RETURN = "return", _("Return")
         OPENING = "opening", _("Opening balance")
 
     # Kinds a person posts by hand: they must say why.
@@ -340,6 +383,15 @@ class PointsEntry(models.Model):
     )
     idempotency_key = models.CharField(_("idempotency key"), max_length=128, unique=True)
     created_at = models.DateTimeField(_("posted at"), default=timezone.now)
+    available_at = models.DateTimeField(
+        _("available from"), null=True, blank=True,
+        help_text=_("Points of an accrual are pending, and cannot be spent, until this time "
+                    "(the return window). Empty: available at once."),
+    )
+    details = models.JSONField(
+        _("how it was computed"), default=list, blank=True,
+        help_text=_("The rules that produced an accrual, step by step, so staff can explain it."),
+    )
 
     class Meta:
         verbose_name = _("points entry")
@@ -355,6 +407,11 @@ class PointsEntry(models.Model):
         indexes = [
             models.Index(fields=["member", "-id"], name="points_entry_member_idx"),
             models.Index(fields=["created_at"], name="points_entry_time_idx"),
+            # Pending points per member: only accruals inside a return window have a date.
+            models.Index(
+                fields=["member", "available_at"], name="points_entry_pending_idx",
+                condition=Q(available_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -422,6 +479,28 @@ class PointsAdjustment(models.Model):
         return f"{self.amount:+d} → {self.member_id} ({self.get_status_display()})"
 
 
+class TierBasis(models.TextChoices):
+    SPEND = "spend", _("Money spent")
+    POINTS = "points", _("Points earned")
+
+
+class TierWindow(models.TextChoices):
+    ROLLING = "rolling", _("Rolling N months")
+    CALENDAR_YEAR = "calendar_year", _("Calendar year")
+    LIFETIME = "lifetime", _("Lifetime")
+
+
+class DowngradePolicy(models.TextChoices):
+    ONE_STEP = "one_step", _("One tier at a time")
+    TO_SUPPORTED = "to_supported", _("Straight to the tier the spend supports")
+
+
+class BirthdayTiming(models.TextChoices):
+    DAY = "day", _("On the birthday")
+    WEEK = "week", _("In the birthday week")
+    MONTH = "month", _("In the birthday month")
+
+
 class ProgrammeSettings(models.Model):
     """Programme-wide settings kept in the database so managers change them in the admin.
 
@@ -438,6 +517,67 @@ class ProgrammeSettings(models.Model):
         _("points per currency unit"), max_digits=8, decimal_places=4, default=Decimal("0.05"),
         help_text=_("Base points earned per unit of money paid, rounded down "
                     "(0.05 = 5 points per 100 RUB)."),
+    )
+    return_window_days = models.PositiveIntegerField(
+        _("return window (days)"), default=14,
+        help_text=_("Points earned on a purchase stay pending this many days, while the "
+                    "purchase can still be returned, before they can be spent. 0: at once."),
+    )
+    points_expiry_months = models.PositiveIntegerField(
+        _("points expire after (months)"), default=12,
+        help_text=_("Points expire this many months after they were earned, oldest first. "
+                    "0: points never expire."),
+    )
+    point_value = models.DecimalField(
+        _("value of one point"), max_digits=10, decimal_places=4, default=Decimal("1"),
+        help_text=_("What one point costs the business in the programme currency; used for "
+                    "the outstanding points liability."),
+    )
+
+    # --- tiers
+    tier_basis = models.CharField(
+        _("tiers qualify on"), max_length=10, choices=TierBasis.choices,
+        default=TierBasis.SPEND,
+    )
+    tier_window = models.CharField(
+        _("qualification window"), max_length=15, choices=TierWindow.choices,
+        default=TierWindow.ROLLING,
+    )
+    tier_window_months = models.PositiveIntegerField(
+        _("rolling window (months)"), default=12,
+        help_text=_("Used with the rolling window: spend or points of the last N months count."),
+    )
+    tier_downgrade_policy = models.CharField(
+        _("downgrade policy"), max_length=15, choices=DowngradePolicy.choices,
+        default=DowngradePolicy.ONE_STEP,
+    )
+
+    # --- bonuses
+    welcome_points = models.PositiveIntegerField(
+        _("welcome bonus (points)"), default=100, help_text=_("Given on enrolment. 0: none.")
+    )
+    birthday_points = models.PositiveIntegerField(
+        _("birthday bonus (points)"), default=200, help_text=_("Given once a year. 0: none.")
+    )
+    birthday_timing = models.CharField(
+        _("birthday bonus is given"), max_length=10, choices=BirthdayTiming.choices,
+        default=BirthdayTiming.WEEK,
+    )
+    referral_referrer_points = models.PositiveIntegerField(
+        _("referral bonus for the referrer"), default=300
+    )
+    referral_referred_points = models.PositiveIntegerField(
+        _("referral bonus for the new member"), default=200
+    )
+    referral_min_purchase = models.DecimalField(
+        _("referral: minimum first purchase"), max_digits=12, decimal_places=2,
+        default=Decimal("500"),
+        help_text=_("Both bonuses are posted once the new member's first purchase of at least "
+                    "this amount is recorded."),
+    )
+    referral_monthly_limit = models.PositiveIntegerField(
+        _("referrals per member per month"), default=5,
+        help_text=_("More referrals than this in a calendar month are refused."),
     )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import calendar
 import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from django.db.models import F, QuerySet, Sum, Value
+from django.db.models import F, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from members.models import Member, PointsAdjustment, PointsEntry, ProgrammeSettings, Purchase
 from members.phone import phone_normalise
@@ -17,6 +21,41 @@ def programme_settings_get() -> ProgrammeSettings:
     """Return the programme's settings row, creating it with the defaults if missing."""
     settings_row, _created = ProgrammeSettings.objects.get_or_create(id=1)
     return settings_row
+
+
+def points_pending_get(*, member_id: int, at: datetime | None = None) -> int:
+    """Return the member's points still in their return window at ``at`` (default now)."""
+    pending = (
+        PointsEntry.objects.filter(member_id=member_id, available_at__gt=at or timezone.now())
+        .aggregate(total=Sum("amount"))["total"]
+    )
+    return max(0, pending or 0)
+
+
+@dataclass(frozen=True)
+class PointsSummary:
+    """A member's points as the member page shows them."""
+
+    balance: int
+    pending: int
+    next_pending_date: datetime | None
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.pending
+
+
+def member_points_summary(*, member: Member) -> PointsSummary:
+    """Return balance, pending points and when the next pending points become available."""
+    now = timezone.now()
+    pending = PointsEntry.objects.filter(member_id=member.pk, available_at__gt=now).aggregate(
+        total=Sum("amount"), first=Min("available_at")
+    )
+    return PointsSummary(
+        balance=member.points_balance,
+        pending=max(0, pending["total"] or 0),
+        next_pending_date=pending["first"],
+    )
 
 
 def member_search(*, queryset: QuerySet[Member], query: str) -> QuerySet[Member]:
@@ -81,3 +120,92 @@ def ledger_mismatches() -> QuerySet[Member]:
         .values("id", "card_number", "points_balance", "ledger_sum")
         .order_by("id")
     )
+
+
+def _expiry_cutoff(*, as_of: datetime, months: int) -> datetime:
+    """Return the moment before which earned points have expired at ``as_of``."""
+    month_index = as_of.year * 12 + as_of.month - 1 - months
+    year, month = divmod(month_index, 12)
+    day = min(as_of.day, calendar.monthrange(year, month + 1)[1])
+    return as_of.replace(year=year, month=month + 1, day=day)
+
+
+def points_expiry_due(*, as_of: datetime, member_id: int | None = None) -> QuerySet:
+    """Return (member id, points) pairs that have expired at ``as_of`` and not been written off.
+
+    Points expire oldest first: of everything earned before the cutoff (``as_of`` less
+    the programme's expiry months), what every debit so far (spending, reversals,
+    earlier expiries) has not consumed is due. Empty when points never expire.
+    """
+    months = programme_settings_get().points_expiry_months
+    if not months:
+        return PointsEntry.objects.none().values_list("member_id", "amount")
+    cutoff = _expiry_cutoff(as_of=as_of, months=months)
+    entries = PointsEntry.objects.all()
+    if member_id is not None:
+        entries = entries.filter(member_id=member_id)
+    return (
+        entries.values("member_id")
+        .annotate(
+            old=Coalesce(Sum("amount", filter=Q(amount__gt=0, created_at__lt=cutoff)), 0),
+            used=Coalesce(Sum("amount", filter=Q(amount__lt=0)), 0),
+        )
+        .annotate(due=F("old") + F("used"))
+        .filter(due__gt=0)
+        .order_by("member_id")
+        .values_list("member_id", "due")
+    )
+
+
+@dataclass(frozen=True)
+class ExpiryForecast:
+    """The next points of a member to expire: when, and how many."""
+
+    on: datetime | None
+    points: int
+
+
+def member_next_expiry(*, member_id: int, now: datetime | None = None) -> ExpiryForecast:
+    """Return the member's next expiry date and the points that expire then.
+
+    Walks the member's earnings oldest first against everything spent so far; the first
+    earning not yet consumed expires first.
+    """
+    months = programme_settings_get().points_expiry_months
+    if not months:
+        return ExpiryForecast(on=None, points=0)
+    now = now or timezone.now()
+    consumed = -(
+        PointsEntry.objects.filter(member_id=member_id, amount__lt=0)
+        .aggregate(total=Sum("amount"))["total"] or 0
+    )
+    earned = PointsEntry.objects.filter(member_id=member_id, amount__gt=0).order_by(
+        "created_at", "id"
+    ).values_list("created_at", "amount")
+    running = 0
+    first_date = None
+    points = 0
+    for created_at, amount in earned.iterator(chunk_size=500):
+        running += amount
+        if running <= consumed:
+            continue
+        expires_on = _expiry_cutoff(as_of=created_at, months=-months)
+        if first_date is None:
+            first_date = expires_on
+            points = running - consumed
+        elif expires_on.date() == first_date.date():
+            points += amount
+        else:
+            break
+    if first_date is None:
+        return ExpiryForecast(on=None, points=0)
+    return ExpiryForecast(on=first_date, points=points)
+
+
+def members_with_points_expiring(*, within_days: int = 30, now: datetime | None = None) -> QuerySet:
+    """Return (member id, points) for members whose points expire within ``within_days``.
+
+    Campaigns use it for the expiring-points reminder.
+    """
+    now = now or timezone.now()
+    return points_expiry_due(as_of=now + timedelta(days=within_days))

@@ -6,12 +6,14 @@ admin, imports and tasks call these and never write the tables themselves.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
@@ -25,8 +27,9 @@ from members.models import (
     PointsEntry,
     Purchase,
     PurchaseLine,
+    PurchaseRefund,
 )
-from members.selectors import programme_settings_get
+from members.selectors import points_pending_get, programme_settings_get
 
 # Messages are constants so that tests and screens agree on them.
 MEMBER_NOT_FOUND = _("This member does not exist.")
@@ -36,6 +39,10 @@ MEMBER_NOT_ACTIVE = _(
 POINTS_INSUFFICIENT = _(
     "Not enough points: the balance is %(balance)s and this would take away %(debit)s. "
     "A balance cannot go below zero."
+)
+POINTS_INSUFFICIENT_PENDING = _(
+    "Not enough points: %(balance)s are available (%(pending)s more are pending until their "
+    "return window ends) and this would take away %(debit)s."
 )
 POINTS_ZERO = _("Enter a number of points other than zero.")
 REASON_REQUIRED = _("Give a reason: every manual change of points must say why.")
@@ -98,15 +105,20 @@ def points_post(
     reference: str = "",
     allow_debt: bool = False,
     posted_at: datetime | None = None,
+    available_at: datetime | None = None,
+    details: list | None = None,
 ) -> Posting:
     """Post one movement of points to a member's ledger; the only writer of the ledger.
 
     The UPDATE takes the member's row lock, checks the status and the balance in its
     WHERE clause and returns the new balance; the ledger row is inserted in the same
-    transaction, so the cached balance always equals the ledger's sum. A second call
+    transaction, so the cached balance always equals the ledger's sum. A debit may
+    spend only available points: the balance less what is still pending. A second call
     with the same ``idempotency_key`` writes nothing and returns the first row
     (``created`` is False). ``allow_debt`` lets a return's reversal take the balance
-    below zero. Raise :class:`PointsRefused` when the rules refuse; nothing is written.
+    below zero. ``available_at`` keeps an accrual pending until then; ``details`` says
+    how it was computed. Raise :class:`PointsRefused` when the rules refuse; nothing is
+    written.
     """
     if amount == 0:
         raise PointsRefused(POINTS_ZERO, code="amount_zero")
@@ -121,8 +133,12 @@ def points_post(
     if kind not in _STATUS_EXEMPT_KINDS:
         conditions.append("status = 'active'")
     if amount < 0 and not allow_debt:
-        conditions.append("points_balance + %s >= 0")
-        update_params.append(amount)
+        # Pending accruals (still in their return window) cannot be spent.
+        conditions.append(
+            f"points_balance + %s - GREATEST(0, (SELECT COALESCE(SUM(amount), 0) "  # noqa: S608
+            f"FROM {_LEDGER_TABLE} WHERE member_id = %s AND available_at > %s)) >= 0"
+        )
+        update_params += [amount, member_id, connection.ops.adapt_datetimefield_value(posted_at)]
     # Table names are module constants and every value is a parameter.
     update_sql = (
         f"UPDATE {_MEMBER_TABLE} SET points_balance = points_balance + %s "  # noqa: S608
@@ -130,8 +146,9 @@ def points_post(
     )
     insert_sql = (
         f"INSERT INTO {_LEDGER_TABLE} (member_id, kind, amount, balance_after, reason, "  # noqa: S608
-        "actor_id, purchase_id, reverses_id, reference, idempotency_key, created_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+        "actor_id, purchase_id, reverses_id, reference, idempotency_key, created_at, "
+        "available_at, details) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
     )
     actor_id = actor.pk if actor is not None else None
     try:
@@ -150,6 +167,8 @@ def points_post(
                         member_id, kind, amount, balance_after, reason, actor_id,
                         purchase_id, reverses_id, reference, idempotency_key,
                         connection.ops.adapt_datetimefield_value(posted_at),
+                        connection.ops.adapt_datetimefield_value(available_at),
+                        json.dumps(details or [], cls=DjangoJSONEncoder),
                     ],
                 )
                 entry_id = cursor.fetchone()[0]
@@ -158,7 +177,7 @@ def points_post(
         existing = PointsEntry.objects.filter(idempotency_key=idempotency_key).first()
         if existing is None:
             if isinstance(error, _DuplicateOrRefused):
-                _points_refusal_raise(member_id=member_id, amount=amount)
+                _points_refusal_raise(member_id=member_id, amount=amount, at=posted_at)
             raise
         if (existing.member_id, existing.amount, existing.kind) != (member_id, amount, kind):
             raise PointsRefused(IDEMPOTENCY_KEY_REUSED, code="idempotency_key_reused") from None
@@ -168,14 +187,15 @@ def points_post(
         id=entry_id, member_id=member_id, kind=kind, amount=amount,
         balance_after=balance_after, reason=reason, actor_id=actor_id,
         purchase_id=purchase_id, reverses_id=reverses_id, reference=reference,
-        idempotency_key=idempotency_key, created_at=posted_at,
+        idempotency_key=idempotency_key, created_at=posted_at, available_at=available_at,
+        details=details or [],
     )
     entry._state.adding = False
     entry._state.db = connection.alias
     return Posting(entry=entry, created=True)
 
 
-def _points_refusal_raise(*, member_id: int, amount: int) -> None:
+def _points_refusal_raise(*, member_id: int, amount: int, at: datetime | None = None) -> None:
     """Raise the refusal that explains why the balance UPDATE matched no row."""
     member = Member.objects.filter(id=member_id).values("status", "points_balance").first()
     if member is None:
@@ -184,6 +204,13 @@ def _points_refusal_raise(*, member_id: int, amount: int) -> None:
         raise PointsRefused(
             MEMBER_NOT_ACTIVE, code="member_not_active",
             params={"status": Member.Status(member["status"]).label.lower()},
+        )
+    pending = points_pending_get(member_id=member_id, at=at)
+    if pending:
+        raise PointsRefused(
+            POINTS_INSUFFICIENT_PENDING, code="insufficient_points",
+            params={"balance": member["points_balance"] - pending, "pending": pending,
+                    "debit": -amount},
         )
     raise PointsRefused(
         POINTS_INSUFFICIENT, code="insufficient_points",
@@ -262,7 +289,10 @@ def _adjustment_precheck(*, member_id: int, amount: int) -> None:
     member = Member.objects.filter(id=member_id).values("status", "points_balance").first()
     if member is None:
         raise PointsRefused(MEMBER_NOT_FOUND, code="member_not_found")
-    if member["status"] != Member.Status.ACTIVE or member["points_balance"] + amount < 0:
+    if member["status"] != Member.Status.ACTIVE:
+        _points_refusal_raise(member_id=member_id, amount=amount)
+    available = member["points_balance"] - points_pending_get(member_id=member_id)
+    if amount < 0 and available + amount < 0:
         _points_refusal_raise(member_id=member_id, amount=amount)
 
 
@@ -391,21 +421,14 @@ class PurchaseLineData:
 
 
 @dataclass(frozen=True)
-class PurchaseRecording:
-    """The purchase, whether this call created it, and the accrual it earned."""
+class PurchaseCreation:
+    """The purchase, and whether this call created it (False: it was recorded before)."""
 
     purchase: Purchase
     created: bool
-    accrual: PointsEntry | None
 
 
-def purchase_points_compute(*, total: Decimal, earn_rate: Decimal) -> int:
-    """Return the base points a purchase of ``total`` earns: rounded down, never negative."""
-    points = (total * earn_rate).to_integral_value(rounding=ROUND_FLOOR)
-    return max(0, int(points))
-
-
-def purchase_record(
+def purchase_create(
     *,
     store_id: int,
     receipt_number: str,
@@ -415,22 +438,20 @@ def purchase_record(
     discount: Decimal = Decimal(0),
     channel: str = Purchase.Channel.STORE,
     lines: list[PurchaseLineData] | tuple = (),
-    actor: AbstractBaseUser | None = None,
-) -> PurchaseRecording:
-    """Record a receipt and accrue the member's points for it, exactly once.
+) -> PurchaseCreation:
+    """Record a receipt with its lines, exactly once per store and receipt number.
 
-    The same store and receipt number recorded again returns the first purchase
-    (``created`` False) and posts nothing. A blocked member's purchase is recorded
-    without points.
+    Moves no points: :func:`rewards.services.purchase_record` calls this and then
+    applies the programme's earning rules. The same receipt again returns the first
+    purchase with ``created`` False.
     """
     purchased_at = purchased_at or timezone.now()
-    total = Decimal(total)
     with transaction.atomic():
         try:
             with transaction.atomic():
                 purchase = Purchase.objects.create(
                     store_id=store_id, receipt_number=receipt_number, member_id=member_id,
-                    channel=channel, purchased_at=purchased_at, total=total,
+                    channel=channel, purchased_at=purchased_at, total=Decimal(total),
                     discount=discount,
                     item_count=int(sum((line.quantity for line in lines), Decimal(0))),
                 )
@@ -440,7 +461,7 @@ def purchase_record(
             ).first()
             if existing is None:
                 raise
-            return PurchaseRecording(purchase=existing, created=False, accrual=None)
+            return PurchaseCreation(purchase=existing, created=False)
         PurchaseLine.objects.bulk_create(
             PurchaseLine(
                 purchase=purchase, sku=line.sku, category_id=line.category_id,
@@ -448,31 +469,111 @@ def purchase_record(
             )
             for line in lines
         )
-        if member_id is None:
-            return PurchaseRecording(purchase=purchase, created=True, accrual=None)
-        Member.objects.filter(id=member_id).update(
-            last_purchase_at=Greatest(
-                Coalesce(F("last_purchase_at"), Value(purchased_at)), Value(purchased_at)
+        if member_id is not None:
+            Member.objects.filter(id=member_id).update(
+                last_purchase_at=Greatest(
+                    Coalesce(F("last_purchase_at"), Value(purchased_at)), Value(purchased_at)
+                )
             )
+    return PurchaseCreation(purchase=purchase, created=True)
+
+
+REFUND_TOO_LARGE = _(
+    "The refund of %(amount)s would exceed what is left of the receipt (%(left)s)."
+)
+REFUND_NOT_POSITIVE = _("Enter a refund amount greater than zero.")
+
+
+def purchase_refund(
+    *,
+    purchase_id: int,
+    amount: Decimal,
+    refund_key: str,
+    reason: str = "",
+    actor: AbstractBaseUser | None = None,
+) -> PurchaseRefund:
+    """Record a return and reverse the receipt's points in proportion to the money refunded.
+
+    Cumulative: after refunds of R out of a total T, exactly round(E × R / T) of the E
+    points earned have been taken back. If those points were already spent the balance
+    goes below zero by that much (a debt later accruals pay off). A points reversal of
+    a pending accrual stays pending with it. The same ``refund_key`` again returns the
+    first refund.
+    """
+    amount = Decimal(amount)
+    if amount <= 0:
+        raise PointsRefused(REFUND_NOT_POSITIVE, code="refund_not_positive")
+    existing = PurchaseRefund.objects.filter(refund_key=refund_key).first()
+    if existing is not None:
+        return existing
+    with transaction.atomic():
+        purchase = Purchase.objects.select_for_update().get(id=purchase_id)
+        left = purchase.total - purchase.refunded_total
+        if amount > left:
+            raise PointsRefused(
+                REFUND_TOO_LARGE, code="refund_too_large",
+                params={"amount": amount, "left": left},
+            )
+        refund = PurchaseRefund.objects.create(
+            purchase=purchase, amount=amount, reason=(reason or "").strip(),
+            refund_key=refund_key, actor=actor,
         )
-        points = purchase_points_compute(total=total, earn_rate=programme_settings_get().earn_rate)
-        accrual = None
+        Purchase.objects.filter(id=purchase.id).update(refunded_total=F("refunded_total") + amount)
+        accruals = list(
+            PointsEntry.objects.filter(purchase_id=purchase.id, kind=PointsEntry.Kind.ACCRUAL)
+        )
+        earned = sum(entry.amount for entry in accruals)
+        if purchase.member_id is None or earned <= 0 or purchase.total <= 0:
+            return refund
+        returned = -sum(
+            PointsEntry.objects.filter(
+                purchase_id=purchase.id, kind=PointsEntry.Kind.RETURN
+            ).values_list("amount", flat=True)
+        )
+        refunded = purchase.refunded_total + amount
+        due = int((Decimal(earned) * refunded / purchase.total).to_integral_value(ROUND_HALF_UP))
+        points = min(due, earned) - returned
         if points > 0:
-            try:
-                accrual = points_post(
-                    member_id=member_id, amount=points, kind=PointsEntry.Kind.ACCRUAL,
-                    idempotency_key=f"purchase:{purchase.id}", actor=actor,
-                    purchase_id=purchase.id, reference=f"purchase:{purchase.id}",
-                ).entry
-            except PointsRefused as refusal:
-                if refusal.code != "member_not_active":
-                    raise
-    return PurchaseRecording(purchase=purchase, created=True, accrual=accrual)
+            posting = points_post(
+                member_id=purchase.member_id, amount=-points, kind=PointsEntry.Kind.RETURN,
+                idempotency_key=f"refund:{refund.id}", actor=actor, purchase_id=purchase.id,
+                reference=f"refund:{refund.id}", reason=refund.reason, allow_debt=True,
+                available_at=max((e.available_at for e in accruals if e.available_at),
+                                 default=None),
+            )
+            refund.entry = posting.entry
+            refund.save(update_fields=["entry"])
+    return refund
+
+
+
+
+def points_expire_due(*, as_of: datetime | None = None) -> int:
+    """Write off every member's expired points as expiry entries (the nightly job).
+
+    The amounts come from one aggregate over the ledger
+    (:func:`members.selectors.points_expiry_due`); each is posted with the key
+    ``expiry:<member>:<date>``, so running twice on one day posts once. Return how many
+    members had points expire.
+    """
+    from members.selectors import points_expiry_due
+
+    as_of = as_of or timezone.now()
+    day = timezone.localdate(as_of).isoformat()
+    posted = 0
+    for member_id, due in points_expiry_due(as_of=as_of).iterator(chunk_size=2000):
+        posting = points_post(
+            member_id=member_id, amount=-due, kind=PointsEntry.Kind.EXPIRY,
+            idempotency_key=f"expiry:{member_id}:{day}", reference=f"expiry:{day}",
+            allow_debt=True, posted_at=as_of,
+        )
+        posted += posting.created
+    return posted
 
 
 __all__ = [
-    "PointsRefused", "Posting", "PurchaseLineData", "PurchaseRecording",
+    "PointsRefused", "Posting", "PurchaseCreation", "PurchaseLineData",
     "member_save", "member_status_change", "points_adjust", "points_adjustment_approve",
-    "points_adjustment_reject", "points_post", "points_reverse",
-    "purchase_points_compute", "purchase_record",
+    "points_adjustment_reject", "points_post", "points_reverse", "purchase_create",
+    "points_expire_due", "purchase_refund",
 ]

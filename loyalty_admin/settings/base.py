@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -172,9 +173,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
+    # Nightly, in the programme's time zone, one job after another.
+    "tiers-evaluate-nightly": {
+        "task": "rewards.tasks.tiers_evaluate_nightly", "schedule": crontab(hour=1, minute=0),
+    },
+    "points-expire-nightly": {
+        "task": "rewards.tasks.points_expire_nightly", "schedule": crontab(hour=1, minute=30),
+    },
+    "vouchers-expire-nightly": {
+        "task": "rewards.tasks.vouchers_expire_nightly", "schedule": crontab(hour=1, minute=45),
+    },
+    "birthday-bonuses-daily": {
+        "task": "rewards.tasks.birthday_bonuses_daily", "schedule": crontab(hour=8, minute=0),
+    },
     "ledger-verify-nightly": {
-        "task": "members.tasks.ledger_verify",
-        "schedule": 24 * 3600,
+        "task": "members.tasks.ledger_verify", "schedule": crontab(hour=4, minute=0),
     },
 }
 

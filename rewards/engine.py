@@ -1,0 +1,214 @@
+"""The earning engine: how many points a basket earns, and why, step by step.
+
+Pure computation over the rules in force; no writes. The steps are stored on the
+ledger row (``PointsEntry.details``) so any accrual can be explained to a member later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+
+from django.db.models import Q
+
+from members.selectors import programme_settings_get
+from rewards.models import EarningRule, Tier
+
+_ROUNDING = {
+    EarningRule.Rounding.DOWN: ROUND_FLOOR,
+    EarningRule.Rounding.HALF_UP: ROUND_HALF_UP,
+    EarningRule.Rounding.UP: ROUND_CEILING,
+}
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class BasketLine:
+    """One line of a basket to earn on: its paid amount and what it is."""
+
+    amount: Decimal
+    category_id: int | None = None
+    sku: str = ""
+    category_name: str = ""
+
+
+@dataclass
+class Explanation:
+    """The points a basket earns and the steps that produced them (JSON-ready)."""
+
+    points: int = 0
+    steps: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The earning rules in force on one day, loaded once for many baskets."""
+
+    base_name: str
+    rate: Decimal
+    rounding: str
+    min_purchase: Decimal
+    category_multipliers: dict[int, tuple[str, Decimal]]
+    sku_multipliers: dict[str, tuple[str, Decimal]]
+    excluded_categories: dict[int, str]
+
+
+def earning_rules_load(*, on: date) -> RuleSet:
+    """Return the active earning rules valid on ``on``.
+
+    Without an active base-rate rule the programme settings' rate applies, rounded down.
+    Where several rules of one kind match, the newest wins.
+    """
+    rules = (
+        EarningRule.objects.filter(is_active=True)
+        .filter(Q(valid_from__isnull=True) | Q(valid_from__lte=on))
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=on))
+        .order_by("id")
+    )
+    base = None
+    categories: dict[int, tuple[str, Decimal]] = {}
+    skus: dict[str, tuple[str, Decimal]] = {}
+    excluded: dict[int, str] = {}
+    for rule in rules:
+        if rule.kind == EarningRule.Kind.BASE:
+            base = rule
+        elif rule.kind == EarningRule.Kind.CATEGORY:
+            categories[rule.category_id] = (rule.name, rule.multiplier)
+        elif rule.kind == EarningRule.Kind.SKU:
+            skus[rule.sku] = (rule.name, rule.multiplier)
+        elif rule.kind == EarningRule.Kind.EXCLUDE:
+            excluded[rule.category_id] = rule.name
+    if base is None:
+        return RuleSet(
+            base_name="",
+            rate=programme_settings_get().earn_rate,
+            rounding=EarningRule.Rounding.DOWN,
+            min_purchase=Decimal(0),
+            category_multipliers=categories,
+            sku_multipliers=skus,
+            excluded_categories=excluded,
+        )
+    return RuleSet(
+        base_name=base.name,
+        rate=base.points_per_unit,
+        rounding=base.rounding,
+        min_purchase=base.min_purchase,
+        category_multipliers=categories,
+        sku_multipliers=skus,
+        excluded_categories=excluded,
+    )
+
+
+def basket_points_explain(
+    *,
+    rules: RuleSet,
+    total: Decimal,
+    lines: list[BasketLine] | tuple = (),
+    tier: Tier | None = None,
+    extra_multiplier: Decimal = Decimal(1),
+    extra_multiplier_name: str = "",
+) -> Explanation:
+    """Return the points a basket paid ``total`` earns under ``rules``, and why.
+
+    Lines share the paid total in proportion to their amounts (so a receipt discount
+    lowers every line). Each line earns total × rate × tier multiplier × its SKU
+    multiplier, else its category multiplier; excluded categories earn nothing; the
+    receipt's sum is rounded once, as the base rule says. Never negative.
+    """
+    total = Decimal(total)
+    explanation = Explanation()
+    if total <= 0:
+        return explanation
+    if total < rules.min_purchase:
+        explanation.steps.append(
+            {
+                "step": "min_purchase",
+                "amount": str(total),
+                "minimum": str(rules.min_purchase),
+            }
+        )
+        return explanation
+    if not lines:
+        lines = [BasketLine(amount=total)]
+    lines_sum = sum((Decimal(line.amount) for line in lines), Decimal(0))
+    scale = total / lines_sum if lines_sum > 0 else Decimal(0)
+    tier_multiplier = tier.earn_multiplier if tier is not None else Decimal(1)
+
+    eligible = Decimal(0)
+    extras: list[tuple[str, str, Decimal, Decimal]] = []
+    for line in lines:
+        paid = Decimal(line.amount) * scale
+        if line.category_id in rules.excluded_categories:
+            explanation.steps.append(
+                {
+                    "step": "excluded",
+                    "rule": rules.excluded_categories[line.category_id],
+                    "category": line.category_name,
+                    "amount": str(paid.quantize(_CENT)),
+                }
+            )
+            continue
+        eligible += paid
+        if line.sku and line.sku in rules.sku_multipliers:
+            name, multiplier = rules.sku_multipliers[line.sku]
+            extras.append((name, line.sku, paid, multiplier))
+        elif line.category_id in rules.category_multipliers:
+            name, multiplier = rules.category_multipliers[line.category_id]
+            extras.append((name, line.category_name, paid, multiplier))
+
+    base_points = eligible * rules.rate
+    explanation.steps.append(
+        {
+            "step": "base",
+            "rule": rules.base_name,
+            "amount": str(eligible.quantize(_CENT)),
+            "rate": str(rules.rate.normalize()),
+            "points": str(base_points.quantize(_CENT)),
+        }
+    )
+    raw = base_points * tier_multiplier
+    if tier is not None and tier_multiplier != 1:
+        explanation.steps.append(
+            {
+                "step": "tier",
+                "tier": tier.name,
+                "multiplier": str(tier_multiplier.normalize()),
+                "points": str(raw.quantize(_CENT)),
+            }
+        )
+    for name, subject, paid, multiplier in extras:
+        extra = paid * rules.rate * tier_multiplier * (multiplier - 1)
+        raw += extra
+        explanation.steps.append(
+            {
+                "step": "multiplier",
+                "rule": name,
+                "subject": subject,
+                "amount": str(paid.quantize(_CENT)),
+                "multiplier": str(multiplier.normalize()),
+                "points": str(extra.quantize(_CENT)),
+            }
+        )
+    if extra_multiplier != 1:
+        extra = raw * (extra_multiplier - 1)
+        raw += extra
+        explanation.steps.append(
+            {
+                "step": "campaign",
+                "rule": extra_multiplier_name,
+                "multiplier": str(extra_multiplier.normalize()),
+                "points": str(extra.quantize(_CENT)),
+            }
+        )
+    points = int(raw.to_integral_value(rounding=_ROUNDING[rules.rounding]))
+    explanation.points = max(0, points)
+    explanation.steps.append(
+        {
+            "step": "rounding",
+            "mode": rules.rounding,
+            "raw": str(raw.quantize(_CENT)),
+            "points": explanation.points,
+        }
+    )
+    return explanation
