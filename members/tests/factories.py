@@ -51,3 +51,25 @@ def points_give(member: Member, amount: int, *, key: str | None = None) -> None:
     member.refresh_from_db(fields=["points_balance"])
 
 
+
+
+def purchase_with_accrual(**kwargs):
+    """Record a purchase and its base-rate accrual (5% rounded down), as the POS would.
+
+    The members app records receipts without programme rules; tests of the member pages
+    only need a receipt and its ledger row.
+    """
+    from decimal import ROUND_FLOOR, Decimal
+
+    from members.models import PointsEntry
+    from members.services import points_post, purchase_create
+
+    creation = purchase_create(**kwargs)
+    points = int((Decimal(kwargs["total"]) * Decimal("0.05")).to_integral_value(ROUND_FLOOR))
+    if creation.created and kwargs.get("member_id") and points > 0:
+        points_post(
+            member_id=kwargs["member_id"], amount=points, kind=PointsEntry.Kind.ACCRUAL,
+            idempotency_key=f"purchase:{creation.purchase.pk}",
+            purchase_id=creation.purchase.pk,
+        )
+    return creation

@@ -29,6 +29,7 @@ from members.tests.factories import (
     ProductCategoryFactory,
     StoreFactory,
     points_give,
+    purchase_with_accrual,
 )
 
 pytestmark = pytest.mark.django_db
@@ -604,7 +605,7 @@ def member_with_history(*, purchases: int, extra_entries: int, actor, prefix: st
     store = StoreFactory()
     categories = [ProductCategoryFactory(), ProductCategoryFactory()]
     for i in range(purchases):
-        services.purchase_record(
+        purchase_with_accrual(
             store_id=store.pk, receipt_number=f"{prefix}-{i}", total=Decimal("1000"),
             member_id=member.pk, discount=Decimal("10"),
             lines=[
@@ -659,7 +660,7 @@ MEMBERS_MODELS = sorted(
 @pytest.fixture
 def one_of_everything(member, support_user, second_support_user):
     store = StoreFactory()
-    services.purchase_record(
+    purchase_with_accrual(
         store_id=store.pk, receipt_number="R-1", total=Decimal("200"), member_id=member.pk,
         lines=[services.PurchaseLineData(sku="SKU-1", amount=Decimal("200"),
                                          category_id=ProductCategoryFactory().pk)],
@@ -766,7 +767,7 @@ def test_malformed_page_numbers_on_the_member_page_show_the_page(
 
 
 def test_purchase_page_shows_its_lines_read_only(support_client, member):
-    recording = services.purchase_record(
+    recording = purchase_with_accrual(
         store_id=StoreFactory().pk, receipt_number="R-9", total=Decimal("300"),
         member_id=member.pk, lines=[services.PurchaseLineData(sku="SKU-9", amount=Decimal("300"))],
     )
