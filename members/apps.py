@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -15,6 +16,24 @@ def sqlite_unicode_upper(sender, connection, **kwargs) -> None:
         )
 
 
+def sqlite_ledger_guard_ensure(sender, using="default", **kwargs) -> None:
+    """Re-create the SQLite triggers that keep the ledger append-only after migrations.
+
+    SQLite applies some schema changes by rebuilding the table, which drops its
+    triggers; PostgreSQL keeps them, so there migration 0002 is enough.
+    """
+    from django.db import connections
+
+    from members.ledger_guard import SQLITE_LEDGER_GUARD
+
+    connection = connections[using]
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        for statement in SQLITE_LEDGER_GUARD:
+            cursor.execute(statement)
+
+
 class MembersConfig(AppConfig):
     """Members, their purchases and their points account (the ledger)."""
 
@@ -25,3 +44,6 @@ class MembersConfig(AppConfig):
         from members import checks  # noqa: F401 - registers the system checks
 
         connection_created.connect(sqlite_unicode_upper, dispatch_uid="members-sqlite-upper")
+        post_migrate.connect(
+            sqlite_ledger_guard_ensure, sender=self, dispatch_uid="members-sqlite-ledger-guard"
+        )

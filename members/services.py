@@ -6,6 +6,9 @@ admin, imports and tasks call these and never write the tables themselves.
 
 from __future__ import annotations
 
+# The ledger's SQL is assembled from the module's table names and constant conditions;
+# every value is a query parameter.
+# ruff: noqa: S608
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -128,52 +131,64 @@ def points_post(
     posted_at = posted_at or timezone.now()
 
     # One UPDATE instead of SELECT ... FOR UPDATE + UPDATE: the row lock, the checks and
-    # the new balance in one round trip (READ COMMITTED re-checks WHERE after a wait).
+    # the new balance at once (READ COMMITTED re-checks WHERE after waiting for a lock).
+    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
     conditions, update_params = ["id = %s"], [amount, member_id]
     if kind not in _STATUS_EXEMPT_KINDS:
         conditions.append("status = 'active'")
     if amount < 0 and not allow_debt:
         # Pending accruals (still in their return window) cannot be spent.
         conditions.append(
-            f"points_balance + %s - GREATEST(0, (SELECT COALESCE(SUM(amount), 0) "  # noqa: S608
+            f"points_balance + %s - {greatest}(0, (SELECT COALESCE(SUM(amount), 0) "
             f"FROM {_LEDGER_TABLE} WHERE member_id = %s AND available_at > %s)) >= 0"
         )
         update_params += [amount, member_id, connection.ops.adapt_datetimefield_value(posted_at)]
-    # Table names are module constants and every value is a parameter.
+    # Table names and conditions are module constants; every value is a parameter.
     update_sql = (
-        f"UPDATE {_MEMBER_TABLE} SET points_balance = points_balance + %s "  # noqa: S608
-        f"WHERE {' AND '.join(conditions)} RETURNING points_balance"
+        f"UPDATE {_MEMBER_TABLE} SET points_balance = points_balance + %s "
+        f"WHERE {' AND '.join(conditions)} RETURNING id, points_balance"
     )
-    insert_sql = (
-        f"INSERT INTO {_LEDGER_TABLE} (member_id, kind, amount, balance_after, reason, "  # noqa: S608
-        "actor_id, purchase_id, reverses_id, reference, idempotency_key, created_at, "
-        "available_at, details) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+    columns = (
+        "member_id, balance_after, kind, amount, reason, actor_id, purchase_id, reverses_id, "
+        "reference, idempotency_key, created_at, available_at, details"
     )
     actor_id = actor.pk if actor is not None else None
+    values = [
+        kind, amount, reason, actor_id, purchase_id, reverses_id, reference, idempotency_key,
+        connection.ops.adapt_datetimefield_value(posted_at),
+        connection.ops.adapt_datetimefield_value(available_at),
+        json.dumps(details or [], cls=DjangoJSONEncoder),
+    ]
+    placeholders = ", ".join(["%s"] * len(values))
     try:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # One round trip: the locked UPDATE feeds the INSERT (no row: refused).
+                cursor.execute(
+                    f"WITH m AS ({update_sql}) INSERT INTO {_LEDGER_TABLE} ({columns}) "
+                    f"SELECT m.id, m.points_balance, {placeholders} FROM m "
+                    "RETURNING id, balance_after",
+                    update_params + values,
+                )
+                row = cursor.fetchone()
+                if row is None:
+                    raise _DuplicateOrRefused
+                entry_id, balance_after = row
+            else:
                 cursor.execute(update_sql, update_params)
                 row = cursor.fetchone()
                 if row is None:
-                    # Before refusing, a second delivery of a posting already made
-                    # returns the first one (below), whatever the balance is now.
                     raise _DuplicateOrRefused
-                balance_after = row[0]
+                balance_after = row[1]
                 cursor.execute(
-                    insert_sql,
-                    [
-                        member_id, kind, amount, balance_after, reason, actor_id,
-                        purchase_id, reverses_id, reference, idempotency_key,
-                        connection.ops.adapt_datetimefield_value(posted_at),
-                        connection.ops.adapt_datetimefield_value(available_at),
-                        json.dumps(details or [], cls=DjangoJSONEncoder),
-                    ],
+                    f"INSERT INTO {_LEDGER_TABLE} ({columns}) "
+                    f"VALUES (%s, %s, {placeholders}) RETURNING id",
+                    [member_id, balance_after, *values],
                 )
                 entry_id = cursor.fetchone()[0]
     except (IntegrityError, _DuplicateOrRefused) as error:
-        # Same key delivered twice (perhaps at the same time): the first one stands.
+        # Same key delivered twice (perhaps at the same time): the first one stands, even
+        # when the balance has moved since; otherwise explain the refusal.
         existing = PointsEntry.objects.filter(idempotency_key=idempotency_key).first()
         if existing is None:
             if isinstance(error, _DuplicateOrRefused):
