@@ -590,3 +590,103 @@ class ProgrammeSettings(models.Model):
 
     def __str__(self) -> str:
         return str(_("Programme settings"))
+
+
+class ExportJob(models.Model):
+    """One export of a list or report: the export log, and a background job for big ones."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "XLSX"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("exported by"), on_delete=models.PROTECT,
+        related_name="+",
+    )
+    source = models.CharField(
+        _("what"), max_length=100, help_text=_("The list or report, e.g. members.member."),
+    )
+    query = models.TextField(
+        _("filters"), blank=True, help_text=_("The filters and search as they were on screen."),
+    )
+    file_format = models.CharField(_("format"), max_length=4, choices=Format.choices)
+    personal_data = models.BooleanField(
+        _("with personal data"), default=False,
+        help_text=_("False: contact data left out and members pseudonymised."),
+    )
+    language = models.CharField(_("language"), max_length=10, default="en")
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices,
+                              default=Status.QUEUED)
+    rows_total = models.PositiveIntegerField(_("rows to export"), null=True, blank=True)
+    rows_done = models.PositiveIntegerField(_("rows exported"), default=0)
+    file = models.FileField(_("file"), upload_to="exports/%Y/%m/", blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("started at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("export")
+        verbose_name_plural = _("exports")
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["user", "-id"], name="export_job_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.source} ({self.get_file_format_display()}, {self.created_at:%Y-%m-%d})"
+
+
+class ImportJob(models.Model):
+    """One uploaded file: its preview, the decision, the run and its report."""
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", _("Uploaded")
+        PREVIEWING = "previewing", _("Checking")
+        PREVIEWED = "previewed", _("Checked: waiting for confirmation")
+        IMPORTING = "importing", _("Importing")
+        DONE = "done", _("Imported")
+        FAILED = "failed", _("Failed")
+        REJECTED = "rejected", _("Rejected: nothing imported")
+
+    kind = models.CharField(_("what is imported"), max_length=40)
+    file = models.FileField(_("file"), upload_to="imports/%Y/%m/")
+    original_name = models.CharField(_("file name"), max_length=255)
+    file_size = models.PositiveBigIntegerField(_("size (bytes)"), default=0)
+    file_sha256 = models.CharField(_("SHA-256"), max_length=64, db_index=True)
+    skip_bad_rows = models.BooleanField(
+        _("skip bad rows"), default=False,
+        help_text=_("Import the good rows and give back the rejected ones in a file. "
+                    "Off: one bad row and nothing is imported."),
+    )
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices,
+                              default=Status.UPLOADED)
+    rows_total = models.PositiveIntegerField(_("rows"), null=True, blank=True)
+    rows_done = models.PositiveIntegerField(_("rows processed"), default=0)
+    counts = models.JSONField(
+        _("counts"), default=dict, blank=True,
+        help_text=_("new, updated, unchanged and error rows."),
+    )
+    errors = models.JSONField(
+        _("errors"), default=list, blank=True,
+        help_text=_("The first errors: row, column and reason."),
+    )
+    message = models.TextField(_("message"), blank=True)
+    rejected_file = models.FileField(_("rejected rows"), upload_to="imports/%Y/%m/", blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("uploaded by"), on_delete=models.PROTECT,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("uploaded at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("import")
+        verbose_name_plural = _("imports")
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.original_name}"
