@@ -18,7 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Value
+from django.db.models import F, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -111,7 +111,10 @@ def points_post(
     available_at: datetime | None = None,
     details: list | None = None,
 ) -> Posting:
-    """Post one movement of points to a member's ledger; the only writer of the ledger.
+    """Post one movement of points to a member's ledger.
+
+    With :func:`points_post_batch` (the same rules for many movements at once) this is
+    the only code that writes ledger rows.
 
     The UPDATE takes the member's row lock, checks the status and the balance in its
     WHERE clause and returns the new balance; the ledger row is inserted in the same
@@ -563,13 +566,128 @@ def purchase_refund(
 
 
 
+@dataclass(frozen=True)
+class PostingRequest:
+    """One movement for :func:`points_post_batch`; the fields mean what they mean in
+    :func:`points_post`."""
+
+    member_id: int
+    amount: int
+    kind: str
+    idempotency_key: str
+    reason: str = ""
+    purchase_id: int | None = None
+    reference: str = ""
+    allow_debt: bool = False
+    posted_at: datetime | None = None
+    available_at: datetime | None = None
+    details: list | None = None
+
+
+def points_post_batch(
+    *, requests: list[PostingRequest], actor: AbstractBaseUser | None = None
+) -> list[Posting | PointsRefused]:
+    """Post many movements at once, with exactly the rules of :func:`points_post`.
+
+    For nightly jobs and imports: the members involved are locked in id order (so two
+    batches never deadlock), the rules are checked against the locked balances in the
+    order given, and the accepted rows are inserted and the balances updated in a few
+    statements for the whole batch, in one transaction. Return, per request and in
+    order, its :class:`Posting` (``created`` False for a key posted before) or the
+    :class:`PointsRefused` that explains why nothing was written for it.
+    """
+    if not requests:
+        return []
+    now = timezone.now()
+    results: list[Posting | PointsRefused | None] = [None] * len(requests)
+    with transaction.atomic():
+        member_ids = sorted({request.member_id for request in requests})
+        locked = {
+            member_id: [status, balance]
+            for member_id, status, balance in Member.objects.select_for_update()
+            .filter(id__in=member_ids).order_by("id")
+            .values_list("id", "status", "points_balance")
+        }
+        existing = {
+            entry.idempotency_key: entry
+            for entry in PointsEntry.objects.filter(
+                idempotency_key__in=[request.idempotency_key for request in requests]
+            )
+        }
+        debits = {r.member_id for r in requests if r.amount < 0 and not r.allow_debt}
+        # Raw sums of pending amounts; rows accepted in this batch add to them below.
+        pending = {
+            row["member_id"]: row["total"] or 0
+            for row in PointsEntry.objects.filter(member_id__in=debits, available_at__gt=now)
+            .values("member_id").annotate(total=Sum("amount"))
+        } if debits else {}
+        entries, seen = [], {}
+        for index, request in enumerate(requests):
+            key = request.idempotency_key
+            if key in existing or key in seen:
+                first = existing.get(key) or seen[key]
+                same = (first.member_id, first.amount, first.kind) == (
+                    request.member_id, request.amount, request.kind
+                )
+                results[index] = (
+                    Posting(entry=first, created=False) if same
+                    else PointsRefused(IDEMPOTENCY_KEY_REUSED, code="idempotency_key_reused")
+                )
+                continue
+            reason = (request.reason or "").strip()
+            refusal = None
+            member = locked.get(request.member_id)
+            if request.amount == 0:
+                refusal = PointsRefused(POINTS_ZERO, code="amount_zero")
+            elif request.kind in PointsEntry.MANUAL_KINDS and not reason:
+                refusal = PointsRefused(REASON_REQUIRED, code="reason_required")
+            elif member is None:
+                refusal = PointsRefused(MEMBER_NOT_FOUND, code="member_not_found")
+            elif request.kind not in _STATUS_EXEMPT_KINDS and member[0] != Member.Status.ACTIVE:
+                refusal = PointsRefused(
+                    MEMBER_NOT_ACTIVE, code="member_not_active",
+                    params={"status": Member.Status(member[0]).label.lower()},
+                )
+            elif request.amount < 0 and not request.allow_debt:
+                available = member[1] - max(0, pending.get(request.member_id, 0))
+                if available + request.amount < 0:
+                    refusal = PointsRefused(
+                        POINTS_INSUFFICIENT, code="insufficient_points",
+                        params={"balance": available, "debit": -request.amount},
+                    )
+            if refusal is not None:
+                results[index] = refusal
+                continue
+            member[1] += request.amount
+            entry = PointsEntry(
+                member_id=request.member_id, kind=request.kind, amount=request.amount,
+                balance_after=member[1], reason=reason, actor=actor,
+                purchase_id=request.purchase_id, reference=request.reference,
+                idempotency_key=key, created_at=request.posted_at or now,
+                available_at=request.available_at, details=request.details or [],
+            )
+            entries.append((index, entry))
+            seen[key] = entry
+            if request.available_at is not None and request.available_at > now:
+                pending[request.member_id] = pending.get(request.member_id, 0) + request.amount
+        PointsEntry.objects.bulk_create([entry for _index, entry in entries], batch_size=2000)
+        changed = {entry.member_id for _index, entry in entries}
+        Member.objects.bulk_update(
+            [Member(id=member_id, points_balance=locked[member_id][1]) for member_id in changed],
+            ["points_balance"], batch_size=2000,
+        )
+        for index, entry in entries:
+            results[index] = Posting(entry=entry, created=True)
+    return results
+
+
 def points_expire_due(*, as_of: datetime | None = None) -> int:
     """Write off every member's expired points as expiry entries (the nightly job).
 
     The amounts come from one aggregate over the ledger
-    (:func:`members.selectors.points_expiry_due`); each is posted with the key
-    ``expiry:<member>:<date>``, so running twice on one day posts once. Return how many
-    members had points expire.
+    (:func:`members.selectors.points_expiry_due`) and are posted in batches of a
+    thousand members, each with the key ``expiry:<member>:<date>``, so running twice on
+    one day posts once. Return how many members had points expire.
     """
     from members.selectors import points_expiry_due
 
@@ -589,6 +707,6 @@ def points_expire_due(*, as_of: datetime | None = None) -> int:
 __all__ = [
     "PointsRefused", "Posting", "PurchaseCreation", "PurchaseLineData",
     "member_save", "member_status_change", "points_adjust", "points_adjustment_approve",
-    "points_adjustment_reject", "points_post", "points_reverse", "purchase_create",
-    "points_expire_due", "purchase_refund",
+    "points_adjustment_reject", "points_post", "points_post_batch", "points_reverse",
+    "PostingRequest", "purchase_create", "points_expire_due", "purchase_refund",
 ]
