@@ -135,7 +135,9 @@ def points_expiry_due(*, as_of: datetime, member_id: int | None = None) -> Query
 
     Points expire oldest first: of everything earned before the cutoff (``as_of`` less
     the programme's expiry months), what every debit so far (spending, reversals,
-    earlier expiries) has not consumed is due. Empty when points never expire.
+    earlier expiries) has not consumed is due. A return takes back what its own purchase
+    earned, so it counts against that purchase's time, not as spending. Empty when
+    points never expire.
     """
     months = programme_settings_get().points_expiry_months
     if not months:
@@ -147,8 +149,17 @@ def points_expiry_due(*, as_of: datetime, member_id: int | None = None) -> Query
     return (
         entries.values("member_id")
         .annotate(
-            old=Coalesce(Sum("amount", filter=Q(amount__gt=0, created_at__lt=cutoff)), 0),
-            used=Coalesce(Sum("amount", filter=Q(amount__lt=0)), 0),
+            old=Coalesce(
+                Sum(
+                    "amount",
+                    filter=Q(amount__gt=0, created_at__lt=cutoff)
+                    | Q(kind=PointsEntry.Kind.RETURN, purchase__purchased_at__lt=cutoff),
+                ),
+                0,
+            ),
+            used=Coalesce(
+                Sum("amount", filter=Q(amount__lt=0) & ~Q(kind=PointsEntry.Kind.RETURN)), 0
+            ),
         )
         .annotate(due=F("old") + F("used"))
         .filter(due__gt=0)
@@ -177,15 +188,23 @@ def member_next_expiry(*, member_id: int, now: datetime | None = None) -> Expiry
     now = now or timezone.now()
     consumed = -(
         PointsEntry.objects.filter(member_id=member_id, amount__lt=0)
+        .exclude(kind=PointsEntry.Kind.RETURN)
         .aggregate(total=Sum("amount"))["total"] or 0
     )
-    earned = PointsEntry.objects.filter(member_id=member_id, amount__gt=0).order_by(
-        "created_at", "id"
-    ).values_list("created_at", "amount")
+    # Earnings oldest first; a return lowers what its purchase earned, at that time.
+    earned = sorted(
+        (
+            (purchased_at if kind == PointsEntry.Kind.RETURN else created_at, amount)
+            for created_at, amount, kind, purchased_at in PointsEntry.objects.filter(
+                Q(amount__gt=0) | Q(kind=PointsEntry.Kind.RETURN), member_id=member_id
+            ).values_list("created_at", "amount", "kind", "purchase__purchased_at")
+        ),
+        key=lambda item: item[0],
+    )
     running = 0
     first_date = None
     points = 0
-    for created_at, amount in earned.iterator(chunk_size=500):
+    for created_at, amount in earned:
         running += amount
         if running <= consumed:
             continue

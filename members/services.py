@@ -11,7 +11,7 @@ from __future__ import annotations
 # ruff: noqa: S608
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -89,7 +89,9 @@ class Posting:
 
 # Kinds that may move a blocked or closed member's points: corrections and expiry are
 # not earning or spending.
-_STATUS_EXEMPT_KINDS = (PointsEntry.Kind.REVERSAL, PointsEntry.Kind.EXPIRY)
+_STATUS_EXEMPT_KINDS = (
+    PointsEntry.Kind.REVERSAL, PointsEntry.Kind.EXPIRY, PointsEntry.Kind.RETURN,
+)
 
 _MEMBER_TABLE = Member._meta.db_table
 _LEDGER_TABLE = PointsEntry._meta.db_table
@@ -693,15 +695,27 @@ def points_expire_due(*, as_of: datetime | None = None) -> int:
 
     as_of = as_of or timezone.now()
     day = timezone.localdate(as_of).isoformat()
+    # Everything that expires during the run's day is written off at once, so a rerun
+    # later that day finds nothing new under the same per-day key.
+    due_at = timezone.localtime(as_of).replace(hour=0, minute=0, second=0, microsecond=0)
+    due_at += timedelta(days=1)
     posted = 0
-    for member_id, due in points_expiry_due(as_of=as_of).iterator(chunk_size=2000):
-        posting = points_post(
+    batch: list[PostingRequest] = []
+
+    def flush() -> int:
+        results = points_post_batch(requests=batch)
+        batch.clear()
+        return sum(isinstance(result, Posting) and result.created for result in results)
+
+    for member_id, due in points_expiry_due(as_of=due_at).iterator(chunk_size=5000):
+        batch.append(PostingRequest(
             member_id=member_id, amount=-due, kind=PointsEntry.Kind.EXPIRY,
             idempotency_key=f"expiry:{member_id}:{day}", reference=f"expiry:{day}",
             allow_debt=True, posted_at=as_of,
-        )
-        posted += posting.created
-    return posted
+        ))
+        if len(batch) >= 1000:
+            posted += flush()
+    return posted + flush()
 
 
 __all__ = [

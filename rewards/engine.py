@@ -23,6 +23,11 @@ _ROUNDING = {
 _CENT = Decimal("0.01")
 
 
+def _plain(number: Decimal) -> str:
+    """Return a rate or multiplier as people write it: "10", "1.5", "0.05"."""
+    return format(number.normalize(), "f")
+
+
 @dataclass(frozen=True)
 class BasketLine:
     """One line of a basket to earn on: its paid amount and what it is."""
@@ -163,7 +168,7 @@ def basket_points_explain(
             "step": "base",
             "rule": rules.base_name,
             "amount": str(eligible.quantize(_CENT)),
-            "rate": str(rules.rate.normalize()),
+            "rate": _plain(rules.rate),
             "points": str(base_points.quantize(_CENT)),
         }
     )
@@ -173,7 +178,7 @@ def basket_points_explain(
             {
                 "step": "tier",
                 "tier": tier.name,
-                "multiplier": str(tier_multiplier.normalize()),
+                "multiplier": _plain(tier_multiplier),
                 "points": str(raw.quantize(_CENT)),
             }
         )
@@ -186,7 +191,7 @@ def basket_points_explain(
                 "rule": name,
                 "subject": subject,
                 "amount": str(paid.quantize(_CENT)),
-                "multiplier": str(multiplier.normalize()),
+                "multiplier": _plain(multiplier),
                 "points": str(extra.quantize(_CENT)),
             }
         )
@@ -197,10 +202,12 @@ def basket_points_explain(
             {
                 "step": "campaign",
                 "rule": extra_multiplier_name,
-                "multiplier": str(extra_multiplier.normalize()),
+                "multiplier": _plain(extra_multiplier),
                 "points": str(extra.quantize(_CENT)),
             }
         )
+    # Spreading the total over lines divides; drop the noise before rounding once.
+    raw = raw.quantize(Decimal("1E-12"))
     points = int(raw.to_integral_value(rounding=_ROUNDING[rules.rounding]))
     explanation.points = max(0, points)
     explanation.steps.append(

@@ -144,6 +144,9 @@ def tiers_evaluate(*, now: datetime | None = None) -> EvaluationResult:
     adapt_date = connection.ops.adapt_datefield_value
     cutoff = {s.id: adapt_date(today - timedelta(days=s.grace_days)) for s in specs}
     now_db = connection.ops.adapt_datetimefield_value(now)
+    day_start_db = connection.ops.adapt_datetimefield_value(
+        timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    )
     today_db = adapt_date(today)
 
     cur_rank, cur_rank_p = _map_case("mt.tier_id", rank)
@@ -166,8 +169,12 @@ def tiers_evaluate(*, now: datetime | None = None) -> EvaluationResult:
         run("DROP TABLE IF EXISTS tier_eval", [])
         run(
             f"CREATE TEMP TABLE tier_eval AS SELECT v.member_id, v.value, "
-            f"{supported_sql} AS supported_id FROM ({value_sql}) v",
-            supported_params + value_params,
+            f"{supported_sql} AS supported_id, "
+            # Moved down already today: a rerun must not take a second step.
+            "CASE WHEN EXISTS (SELECT 1 FROM rewards_tierchange tc WHERE "
+            "tc.member_id = v.member_id AND tc.reason = 'downgraded' AND tc.created_at >= %s) "
+            f"THEN 1 ELSE 0 END AS moved_today FROM ({value_sql}) v",
+            supported_params + [day_start_db] + value_params,
         )
         run("CREATE INDEX tier_eval_member ON tier_eval (member_id)", [])
         if connection.vendor == "postgresql":
@@ -238,9 +245,10 @@ def tiers_evaluate(*, now: datetime | None = None) -> EvaluationResult:
             [today_db] + sup_rank_p + cur_rank_p,
         )
         # Grace over: move down by the policy; still below the new tier starts a new grace.
+        # At most one step down per member and day, however often the job runs.
         down = (
             f"{qualified} AND mt.below_since IS NOT NULL AND {sup_rank} < {cur_rank} "
-            f"AND mt.below_since <= {cutoff_of}"
+            f"AND mt.below_since <= {cutoff_of} AND e.moved_today = 0"
         )
         down_p = sup_rank_p + cur_rank_p + cutoff_p
         run(

@@ -177,35 +177,46 @@ def category_names_get() -> dict[int, str]:
     return dict(ProductCategory.objects.values_list("id", "name"))
 
 
-def _birthday_days(*, today: date, timing: str) -> list[tuple[int, int]]:
-    """Return the (month, day) pairs whose birthday window is open ``today``."""
+def _birthday_days(*, today: date, timing: str) -> list[tuple[int, int, int]]:
+    """Return (month, day, year) for the birthdays whose window is open ``today``.
+
+    The year is the one the birthday falls in inside the window, so a week that crosses
+    New Year pays a 2 January birthday once, for the new year.
+    """
     if timing == "month":
-        return [(today.month, day) for day in range(1, 32)]
-    if timing == "week":
-        monday = today - timedelta(days=today.weekday())
-        days = [monday + timedelta(days=offset) for offset in range(7)]
+        days = [(today.month, day, today.year) for day in range(1, 32)]
     else:
-        days = [today]
-    pairs = [(day.month, day.day) for day in days]
+        if timing == "week":
+            monday = today - timedelta(days=today.weekday())
+            dates = [monday + timedelta(days=offset) for offset in range(7)]
+        else:
+            dates = [today]
+        days = [(moment.month, moment.day, moment.year) for moment in dates]
     # 29 February birthdays are celebrated on the 28th in other years.
-    if (2, 28) in pairs and not calendar.isleap(today.year):
-        pairs.append((2, 29))
-    return pairs
+    for month, day, year in list(days):
+        if (month, day) == (2, 28) and not calendar.isleap(year):
+            days.append((2, 29, year))
+    return days
 
 
-def members_with_birthday_window(*, today: date, timing: str) -> QuerySet:
-    """Return ids of active members whose birthday window is open and who got no bonus this year."""
-    condition = Q()
-    for month, day in _birthday_days(today=today, timing=timing):
-        condition |= Q(birth_date__month=month, birth_date__day=day)
-    already = PointsEntry.objects.filter(
-        member_id=OuterRef("pk"),
-        kind=PointsEntry.Kind.BIRTHDAY,
-        reference=f"birthday:{today.year}",
-    )
-    return (
-        Member.objects.filter(condition, status=Member.Status.ACTIVE)
-        .exclude(Exists(already))
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
+def members_with_birthday_window(*, today: date, timing: str) -> list[tuple[int, int]]:
+    """Return (member id, birthday year) for active members whose birthday window is open
+    and who have had no birthday bonus for that year yet."""
+    by_year: dict[int, Q] = {}
+    for month, day, year in _birthday_days(today=today, timing=timing):
+        by_year[year] = by_year.get(year, Q()) | Q(birth_date__month=month, birth_date__day=day)
+    found: list[tuple[int, int]] = []
+    for year, condition in sorted(by_year.items()):
+        already = PointsEntry.objects.filter(
+            member_id=OuterRef("pk"),
+            kind=PointsEntry.Kind.BIRTHDAY,
+            reference=f"birthday:{year}",
+        )
+        found += [
+            (member_id, year)
+            for member_id in Member.objects.filter(condition, status=Member.Status.ACTIVE)
+            .exclude(Exists(already))
+            .order_by("id")
+            .values_list("id", flat=True)
+        ]
+    return found

@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Member, PointsEntry, Purchase
@@ -47,6 +47,8 @@ REWARD_LIMIT_REACHED = _(
 )
 REWARD_WRONG_TIER = _("This reward is for %(tier)s members and above.")
 VOUCHER_NOT_ISSUED = _("Only an issued voucher can be %(action)s; this one is %(status)s.")
+VOUCHER_CANCEL_REASON_REQUIRED = _("Give a reason for cancelling the voucher.")
+VOUCHER_EXPIRED = _("This voucher expired on %(date)s and can no longer be used.")
 REFERRAL_SELF = _("A member cannot refer themselves (same person, phone or e-mail).")
 REFERRAL_LIMIT = _("This member has already referred %(limit)s people this month, the limit.")
 REFERRAL_EXISTS = _("This member was already referred by someone.")
@@ -156,6 +158,8 @@ def _purchase_accrue(*, purchase: Purchase, lines, actor) -> PointsEntry | None:
         idempotency_key=f"purchase:{purchase.id}",
         actor=actor,
         purchase_id=purchase.id,
+        # Earned when bought: tier windows and expiry count from the purchase's time.
+        posted_at=purchase.purchased_at,
         reference=f"purchase:{purchase.id}",
         available_at=purchase.purchased_at + timedelta(days=window) if window else None,
         details=explanation.steps,
@@ -286,7 +290,10 @@ def member_enrol(
     *, member: Member, actor: AbstractBaseUser | None, referrer_id: int | None = None
 ) -> Member:
     """Enrol a new member: save them, put them in the entry tier, post the welcome bonus,
-    and register who referred them (refusals of the referral leave the enrolment intact).
+    and register who referred them.
+
+    A refused referral leaves the enrolment intact: the refusal is returned on the member
+    as ``referral_refusal`` (None when there was no referrer or it was accepted).
     """
     with transaction.atomic():
         member_save(member=member, actor=actor)
@@ -307,8 +314,13 @@ def member_enrol(
                 idempotency_key=f"welcome:{member.pk}",
                 reference=f"welcome:{member.pk}",
             )
-        if referrer_id is not None:
+    # After the enrolment commits: a refused referral must not undo the enrolment.
+    member.referral_refusal = None
+    if referrer_id is not None:
+        try:
             referral_register(referred_id=member.pk, referrer_id=referrer_id)
+        except PointsRefused as refusal:
+            member.referral_refusal = refusal
     member.refresh_from_db(fields=["points_balance"])
     return member
 
@@ -381,14 +393,15 @@ def birthday_bonuses_grant(*, today: date | None = None) -> int:
     if not settings_row.birthday_points:
         return 0
     posted = 0
-    for member_id in members_with_birthday_window(today=today, timing=settings_row.birthday_timing):
+    timing = settings_row.birthday_timing
+    for member_id, year in members_with_birthday_window(today=today, timing=timing):
         try:
             posting = points_post(
                 member_id=member_id,
                 amount=settings_row.birthday_points,
                 kind=PointsEntry.Kind.BIRTHDAY,
-                idempotency_key=f"birthday:{member_id}:{today.year}",
-                reference=f"birthday:{today.year}",
+                idempotency_key=f"birthday:{member_id}:{year}",
+                reference=f"birthday:{year}",
             )
         except PointsRefused:
             continue
@@ -417,7 +430,9 @@ def reward_redeem(
     try:
         with transaction.atomic():
             # Lock order: reward, then member (inside points_post), everywhere.
-            reward = Reward.objects.select_for_update().select_related("min_tier").get(id=reward_id)
+            reward = Reward.objects.select_for_update(of=("self",)).select_related("min_tier").get(
+                id=reward_id
+            )
             if (
                 not reward.is_active
                 or (reward.available_from and reward.available_from > today)
@@ -483,6 +498,17 @@ def voucher_use(
         voucher = Voucher.objects.select_for_update().get(id=voucher_id)
         if voucher.status == Voucher.Status.USED:
             return voucher
+        at = at or timezone.now()
+        if voucher.status == Voucher.Status.ISSUED and at > voucher.expires_at:
+            raise PointsRefused(
+                VOUCHER_EXPIRED,
+                code="voucher_expired",
+                params={
+                    "date": formats.date_format(
+                        timezone.localtime(voucher.expires_at), "SHORT_DATE_FORMAT"
+                    )
+                },
+            )
         if voucher.status != Voucher.Status.ISSUED:
             raise PointsRefused(
                 VOUCHER_NOT_ISSUED,
@@ -490,7 +516,7 @@ def voucher_use(
                 params={"action": _("used"), "status": voucher.get_status_display().lower()},
             )
         voucher.status = Voucher.Status.USED
-        voucher.used_at = at or timezone.now()
+        voucher.used_at = at
         voucher.save(update_fields=["status", "used_at"])
     return voucher
 
@@ -499,7 +525,7 @@ def voucher_cancel(*, voucher_id: int, reason: str, actor: AbstractBaseUser | No
     """Cancel an issued voucher: its points return by a reversal and its stock comes back."""
     reason = (reason or "").strip()
     if not reason:
-        raise PointsRefused(TIER_REASON_REQUIRED, code="reason_required")
+        raise PointsRefused(VOUCHER_CANCEL_REASON_REQUIRED, code="reason_required")
     with transaction.atomic():
         voucher = Voucher.objects.select_for_update().select_related("reward").get(id=voucher_id)
         if voucher.status != Voucher.Status.ISSUED:
@@ -511,7 +537,8 @@ def voucher_cancel(*, voucher_id: int, reason: str, actor: AbstractBaseUser | No
         Reward.objects.select_for_update().filter(id=voucher.reward_id).first()
         if voucher.redemption_entry_id is not None:
             points_reverse(entry_id=voucher.redemption_entry_id, reason=reason, actor=actor)
-        if voucher.reward.stock is not None:
+        # Only a redemption took stock; a stamp or campaign voucher gives none back.
+        if voucher.reward.stock is not None and voucher.source == Voucher.Source.REDEMPTION:
             Reward.objects.filter(id=voucher.reward_id).update(stock=F("stock") + 1)
         voucher.status = Voucher.Status.CANCELLED
         voucher.cancelled_at = timezone.now()
