@@ -487,7 +487,22 @@ class ProductCategoryAdmin(admin.ModelAdmin):
 class ProgrammeSettingsAdmin(admin.ModelAdmin):
     """The single settings row: the list goes straight to its form."""
 
-    fields = ("adjustment_approval_threshold", "earn_rate", "updated_at")
+    fieldsets = (
+        (_("Points"), {
+            "fields": ("adjustment_approval_threshold", "earn_rate", "return_window_days",
+                       "points_expiry_months", "point_value"),
+        }),
+        (_("Tiers"), {
+            "fields": ("tier_basis", "tier_window", "tier_window_months",
+                       "tier_downgrade_policy"),
+        }),
+        (_("Bonuses"), {
+            "fields": ("welcome_points", ("birthday_points", "birthday_timing"),
+                       ("referral_referrer_points", "referral_referred_points"),
+                       "referral_min_purchase", "referral_monthly_limit"),
+        }),
+        (None, {"fields": ("updated_at",)}),
+    )
     readonly_fields = ("updated_at",)
 
     def has_add_permission(self, request) -> bool:
