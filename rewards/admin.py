@@ -749,13 +749,14 @@ class VoucherAdmin(PlainTitleMixin, members_admin.ReadOnlyAdmin):
     def _fulfilment_set(self, request, queryset, fulfilment: str) -> None:
         done, skipped = 0, 0
         for voucher_id in queryset.values_list("id", flat=True):
-            updated = voucher_fulfilment_set(
-                voucher_id=voucher_id, fulfilment=fulfilment, actor=request.user
-            )
-            if updated.fulfilment == fulfilment:
-                done += 1
-            else:
+            try:
+                voucher_fulfilment_set(
+                    voucher_id=voucher_id, fulfilment=fulfilment, actor=request.user
+                )
+            except PointsRefused:
                 skipped += 1
+            else:
+                done += 1
         label = Voucher.Fulfilment(fulfilment).label.lower()
         if done:
             messages.success(request, ngettext(
@@ -763,8 +764,10 @@ class VoucherAdmin(PlainTitleMixin, members_admin.ReadOnlyAdmin):
             ) % {"count": done, "status": label})
         if skipped:
             messages.warning(request, ngettext(
-                "%(count)s voucher is not a physical gift and was left as it was.",
-                "%(count)s vouchers are not physical gifts and were left as they were.",
+                "%(count)s voucher is not a physical gift still to deliver and was left as it "
+                "was.",
+                "%(count)s vouchers are not physical gifts still to deliver and were left as "
+                "they were.",
                 skipped,
             ) % {"count": skipped})
 

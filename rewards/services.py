@@ -47,6 +47,8 @@ REWARD_LIMIT_REACHED = _(
 )
 REWARD_WRONG_TIER = _("This reward is for %(tier)s members and above.")
 VOUCHER_NOT_ISSUED = _("Only an issued voucher can be %(action)s; this one is %(status)s.")
+FULFILMENT_UNKNOWN = _("Choose a fulfilment status: to ship, shipped or delivered.")
+FULFILMENT_NOT_GIFT = _("Only a physical gift is shipped; this voucher is not one.")
 VOUCHER_CANCEL_REASON_REQUIRED = _("Give a reason for cancelling the voucher.")
 VOUCHER_EXPIRED = _("This voucher expired on %(date)s and can no longer be used.")
 REFERRAL_SELF = _("A member cannot refer themselves (same person, phone or e-mail).")
@@ -550,9 +552,25 @@ def voucher_cancel(*, voucher_id: int, reason: str, actor: AbstractBaseUser | No
 def voucher_fulfilment_set(
     *, voucher_id: int, fulfilment: str, actor: AbstractBaseUser | None
 ) -> Voucher:
-    """Record where a physical gift is: to ship, shipped, delivered."""
-    Voucher.objects.filter(id=voucher_id).exclude(fulfilment="").update(fulfilment=fulfilment)
-    return Voucher.objects.get(id=voucher_id)
+    """Record where a physical gift is: to ship, shipped, delivered.
+
+    Only a gift's voucher that is issued or used (not cancelled or expired) moves.
+    """
+    if fulfilment not in Voucher.Fulfilment.values or not fulfilment:
+        raise PointsRefused(FULFILMENT_UNKNOWN, code="fulfilment_unknown")
+    with transaction.atomic():
+        voucher = Voucher.objects.select_for_update().get(id=voucher_id)
+        if not voucher.fulfilment:
+            raise PointsRefused(FULFILMENT_NOT_GIFT, code="not_a_gift")
+        if voucher.status not in (Voucher.Status.ISSUED, Voucher.Status.USED):
+            raise PointsRefused(
+                VOUCHER_NOT_ISSUED,
+                code="voucher_not_issued",
+                params={"action": _("shipped"), "status": voucher.get_status_display().lower()},
+            )
+        voucher.fulfilment = fulfilment
+        voucher.save(update_fields=["fulfilment"])
+    return voucher
 
 
 def vouchers_expire(*, now: datetime | None = None) -> int:
