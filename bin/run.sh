@@ -16,6 +16,7 @@ mkdir -p var
 .venv/bin/python manage.py compilemessages --ignore=.venv -v 0
 .venv/bin/python manage.py collectstatic --noinput -v 0
 .venv/bin/python manage.py demo_seed --members "${DEMO_MEMBERS:-300}" --if-empty
+.venv/bin/python manage.py demo_programme
 .venv/bin/python manage.py demo_logins
 echo
 echo "Loyalty back-office: http://127.0.0.1:${PORT:-8000}/  (logins: see README.md)"
