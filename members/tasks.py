@@ -20,3 +20,7 @@ def ledger_verify() -> int:
             row["id"], row["points_balance"], row["ledger_sum"],
         )
     return count
+
+
+# Tasks defined beside the code they run; importing them here lets workers find them.
+from members.exports import export_job_run  # noqa: E402, F401

@@ -16,6 +16,7 @@ from django.utils.html import escape
 
 from members import forms, services
 from members.models import (
+    ExportJob,
     Member,
     MemberStatusChange,
     PointsAdjustment,
@@ -667,6 +668,7 @@ def one_of_everything(member, support_user, second_support_user):
     )
     services.points_adjust(member_id=member.pk, amount=5, reason="Goodwill",
                            actor=support_user, idempotency_key="form:smoke")
+    ExportJob.objects.create(user=support_user, source="members.member", file_format="csv")
     services.member_status_change(member_id=member.pk, status=Member.Status.BLOCKED,
                                   reason="Check", actor=support_user)
     return member
