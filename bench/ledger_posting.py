@@ -25,7 +25,9 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 import uuid
+from datetime import timedelta
 from glob import glob
 from pathlib import Path
 from urllib.parse import urlparse
@@ -55,22 +57,45 @@ def active_member_ids() -> list[int]:
 
 
 def worker(number, run, member_ids, duration, start_barrier, results) -> None:
+    """Run :func:`postings_loop`, reporting a failure instead of leaving the parent waiting."""
+    try:
+        postings_loop(number, run, member_ids, duration, start_barrier, results)
+    except BaseException:
+        start_barrier.abort()  # release the other clients at once
+        results.put(("error", traceback.format_exc()))
+        raise
+
+
+def postings_loop(number, run, member_ids, duration, start_barrier, results) -> None:
     """Post accruals for ``duration`` seconds after the barrier; report the count."""
     django_setup()
     from django.db import connection
+    from django.utils import timezone
 
     from members.models import PointsEntry
+    from members.selectors import programme_settings_get
     from members.services import PointsRefused, points_post
 
     rng = random.Random(f"{run}:{number}")
     posted = refused = 0
+    window = timedelta(days=programme_settings_get().return_window_days)
 
     def post(sequence: int) -> bool:
+        # Shaped like a purchase's accrual: pending for the return window, with the
+        # earning engine's explanation, as rewards.services posts it.
+        points = rng.randint(1, 50)
         try:
             points_post(
-                member_id=rng.choice(member_ids), amount=rng.randint(1, 50),
+                member_id=rng.choice(member_ids), amount=points,
                 kind=PointsEntry.Kind.ACCRUAL,
                 idempotency_key=f"bench:{run}:{number}:{sequence}", reference="bench",
+                available_at=timezone.now() + window if window else None,
+                details=[
+                    {"step": "base", "rule": "", "amount": f"{points * 20}.00",
+                     "rate": "0.05", "points": f"{points}.00"},
+                    {"step": "rounding", "mode": "down", "raw": f"{points}.00",
+                     "points": points},
+                ],
             )
         except PointsRefused:
             return False  # e.g. the member was blocked meanwhile; not counted
@@ -89,7 +114,7 @@ def worker(number, run, member_ids, duration, start_barrier, results) -> None:
         else:
             refused += 1
         sequence += 1
-    results.put((posted, refused, time.perf_counter() - started))
+    results.put(("ok", posted, refused, time.perf_counter() - started))
     connection.close()
 
 
@@ -107,12 +132,16 @@ def postings_per_second(clients: int, duration: float, member_ids: list[int]) ->
     ]
     for process in processes:
         process.start()
-    outcomes = [results.get() for _ in processes]
+    # Generous timeout: start-up, warm-up and the run itself.
+    outcomes = [results.get(timeout=duration + 300) for _ in processes]
     for process in processes:
         process.join()
-    posted = sum(outcome[0] for outcome in outcomes)
-    refused = sum(outcome[1] for outcome in outcomes)
-    elapsed = max(outcome[2] for outcome in outcomes)
+    errors = [outcome[1] for outcome in outcomes if outcome[0] == "error"]
+    if errors:
+        raise SystemExit(f"A posting client failed:\n{errors[0]}")
+    posted = sum(outcome[1] for outcome in outcomes)
+    refused = sum(outcome[2] for outcome in outcomes)
+    elapsed = max(outcome[3] for outcome in outcomes)
     if refused:
         print(f"  ({refused} postings refused at {clients} clients, not counted)")
     return posted / elapsed

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (make bench): a throwaway PostgreSQL with default durability, seeded with
-# BENCH_MEMBERS members (default 1,000,000), then ledger postings vs pgbench and the
-# member admin's list, searches and page. Output goes to the terminal and to
+# BENCH_MEMBERS members (default 1,000,000), then each benchmark script in turn (ledger
+# postings vs pgbench, the member admin, ...). Output goes to the terminal and to
 # bench/results/<time>-<members>.txt. See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,11 +28,6 @@ exec > >(tee "$log") 2>&1
 
 pg_start durable
 psql_() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
-# A UTF-8 character type, as a production database has: with the cluster's C locale
-# upper() and pg_trgm leave Cyrillic letters alone, and name search would miss them.
-# Byte-order collation (C) keeps btree comparisons cheap.
-"$PGBIN/dropdb" loyalty
-"$PGBIN/createdb" -T template0 -E UTF8 --lc-collate=C --lc-ctype=C.UTF-8 loyalty
 
 export DJANGO_SETTINGS_MODULE=loyalty_admin.settings.local DEBUG=0
 echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(free -g | awk '/Mem/ {print $2}') GB RAM"
@@ -67,6 +62,14 @@ echo "== Ledger postings (load average: $(cut -d" " -f1-3 /proc/loadavg))"
 echo
 echo "== Member admin (load average: $(cut -d" " -f1-3 /proc/loadavg))"
 .venv/bin/python bench/member_list.py
+
+echo
+echo "== Member export to CSV vs COPY (load average: $(cut -d" " -f1-3 /proc/loadavg))"
+.venv/bin/python bench/member_export.py
+
+echo
+echo "== Tier evaluation, points expiry and redemptions (load average: $(cut -d" " -f1-3 /proc/loadavg))"
+.venv/bin/python bench/programme.py
 
 echo
 echo "Results saved to $log"

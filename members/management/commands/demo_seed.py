@@ -10,7 +10,9 @@ On PostgreSQL the rows go through ``COPY`` (psycopg 3), a chunk of members at a
 time with their purchases, lines and ledger, so memory stays bounded; ids of members
 and purchases are reserved from the sequences so that rows can refer to each other
 without being read back, and the next chunk is generated in a thread while the
-current one is copied. On SQLite the same rows go through ``bulk_create``.
+current one is copied. A superuser skips the foreign key checks (see
+``_PostgresWriter._checks_skippable``). On SQLite the same rows go through
+``bulk_create``.
 
 The same ``--members``, ``--seed`` and ``--chunk-size`` give the same people,
 receipts and amounts; times are relative to now.
@@ -18,18 +20,20 @@ receipts and amounts; times are relative to now.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from bisect import bisect
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from itertools import accumulate
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
+from django.db.models import NOT_PROVIDED, JSONField
 from django.utils import timezone
 
 from members.models import (
@@ -37,6 +41,7 @@ from members.models import (
     MemberStatusChange,
     PointsEntry,
     ProductCategory,
+    ProgrammeSettings,
     Purchase,
     PurchaseLine,
     Store,
@@ -203,12 +208,12 @@ MEMBER_COLUMNS = (
 )
 PURCHASE_COLUMNS = (
     "id", "store_id", "receipt_number", "member_id", "channel", "purchased_at", "total",
-    "discount", "item_count", "created_at",
+    "discount", "item_count", "refunded_total", "created_at",
 )
 LINE_COLUMNS = ("purchase_id", "sku", "category_id", "quantity", "amount")
 LEDGER_COLUMNS = (
     "member_id", "kind", "amount", "balance_after", "reason", "purchase_id", "reference",
-    "idempotency_key", "created_at",
+    "idempotency_key", "created_at", "available_at", "details",
 )
 STATUS_CHANGE_COLUMNS = ("member_id", "from_status", "to_status", "reason", "created_at")
 
@@ -284,7 +289,7 @@ class _Generator:
     def __init__(
         self, *, seed: int, total: int, years: float, chunk_size: int, now: datetime,
         stores: dict[str, Store], categories: dict[str, ProductCategory],
-        earn_rate: Decimal,
+        programme: ProgrammeSettings,
     ):
         self.seed = seed
         self.total = total
@@ -293,15 +298,20 @@ class _Generator:
         self.span = max(int(years * 365.25 * SECONDS_PER_DAY), SECONDS_PER_DAY)
         self.start_ts = self.now_ts - self.span
         self.today = now.date()
-        # Points are floor(total * rate); with the rate as a fraction and the total in
-        # kopecks it stays in integers: floor(kopecks * num / (den * 100)).
-        self.earn_num, earn_den = earn_rate.as_integer_ratio()
-        self.earn_den = earn_den * 100
+        # Points are floor(total * rate), as the earning engine computes them without
+        # rules; with the rate as a fraction and the total in kopecks it stays in
+        # integers: floor(kopecks * num / (den * 100)).
+        self.earn_num, self.earn_den = programme.earn_rate.as_integer_ratio()
+        self.rate_text = str(programme.earn_rate.normalize())
+        # Accruals stay pending for the return window, as purchase recording posts them.
+        self.pending_seconds = programme.return_window_days * SECONDS_PER_DAY
+        self.welcome_points = programme.welcome_points
         self.rate = PURCHASES_PER_MEMBER / ENROLMENT_MEAN_REMAINING
 
         # Formatting timestamps is the hot path: a day string plus a time-of-day string.
         self.first_day = self.start_ts // SECONDS_PER_DAY - 1
-        last_day = self.now_ts // SECONDS_PER_DAY + 1
+        # Pending accruals become available up to a return window after now.
+        last_day = (self.now_ts + self.pending_seconds) // SECONDS_PER_DAY + 1
         self.days = [
             date.fromordinal(date(1970, 1, 1).toordinal() + day).isoformat()
             for day in range(self.first_day, last_day + 1)
@@ -317,7 +327,6 @@ class _Generator:
         self.stores_by_city: dict[str, list[Store]] = {}
         for store in self.physical:
             self.stores_by_city.setdefault(store.city, []).append(store)
-        self.store_codes = {store.id: store.code for store in stores.values()}
         self.cities, self.city_weights = _weights_cumulative(CITIES)
         self.channels, self.channel_weights = _weights_cumulative(CHANNELS)
         self.categories = [
@@ -535,7 +544,7 @@ class _Generator:
         out.purchases.append(
             f"{purchase_id}\t{store_id}\t{purchase_id % 7 + 1:02d}-{purchase_id:010d}\t"
             f"{member}\t{channel}\t{self.ts(moment)}\t{_money(total)}\t"
-            f"{_money(gross - total)}\t{items // 1000}\t{self.now_text}"
+            f"{_money(gross - total)}\t{items // 1000}\t0.00\t{self.now_text}"
         )
         return total
 
@@ -547,32 +556,51 @@ class _Generator:
         random_ = rng.random
         append = out.ledger.append
         balance, last_event = 0, enrolled_ts
-        if random_() < (0.6 if channel in ("app", "online") else 0.3):
-            bonus = (100, 200, 300)[int(random_() * 3)]
-            balance = bonus
+        # Accruals still in their return window, oldest first: (available from, points).
+        pending: deque[tuple[int, int]] = deque()
+        pending_total = 0
+
+        def spendable(moment: int) -> int:
+            """Return the balance less the points still pending at ``moment``."""
+            nonlocal pending_total
+            while pending and pending[0][0] <= moment:
+                pending_total -= pending.popleft()[1]
+            return balance - max(0, pending_total)
+
+        if self.welcome_points and random_() < (0.6 if channel in ("app", "online") else 0.3):
+            balance = self.welcome_points
             append(
-                f"{member_id}\twelcome\t{bonus}\t{balance}\t\t{NULL}\twelcome\t"
-                f"demo:welcome:{member_id}\t{self.ts(enrolled_ts)}"
+                f"{member_id}\twelcome\t{balance}\t{balance}\t\t{NULL}\twelcome\t"
+                f"demo:welcome:{member_id}\t{self.ts(enrolled_ts)}\t{NULL}\t[]"
             )
         redeem_chance = 0.25 if random_() < 0.4 else 0.0
         adjust_after = int(random_() * len(receipts)) if receipts and random_() < 0.03 else -1
         earn_num, earn_den = self.earn_num, self.earn_den
         for position, (purchase_id, moment, total) in enumerate(receipts):
             when = self.ts(moment)
-            # Spend points at the till before this receipt earns new ones.
+            # Spend available points at the till before this receipt earns new ones.
             if balance >= 300 and redeem_chance and random_() < redeem_chance:
-                spend = rng.choice([a for a in (300, 500, 1000, 2000, 5000) if a <= balance])
-                balance -= spend
-                append(
-                    f"{member_id}\tredemption\t{-spend}\t{balance}\t\t{purchase_id}\t"
-                    f"purchase:{purchase_id}\tdemo:redemption:{purchase_id}\t{when}"
-                )
-            points = total * earn_num // earn_den
+                choices = [a for a in (300, 500, 1000, 2000, 5000) if a <= spendable(moment)]
+                if choices:
+                    spend = rng.choice(choices)
+                    balance -= spend
+                    append(
+                        f"{member_id}\tredemption\t{-spend}\t{balance}\t\t{purchase_id}\t"
+                        f"purchase:{purchase_id}\tdemo:redemption:{purchase_id}\t{when}\t"
+                        f"{NULL}\t[]"
+                    )
+            points = total * earn_num // (earn_den * 100)
             if points:
                 balance += points
+                available = NULL
+                if self.pending_seconds:
+                    pending.append((moment + self.pending_seconds, points))
+                    pending_total += points
+                    available = self.ts(moment + self.pending_seconds)
                 append(
                     f"{member_id}\taccrual\t{points}\t{balance}\t\t{purchase_id}\t"
-                    f"purchase:{purchase_id}\tdemo:purchase:{purchase_id}\t{when}"
+                    f"purchase:{purchase_id}\tdemo:purchase:{purchase_id}\t{when}\t"
+                    f"{available}\t{self._explanation(total, points)}"
                 )
             last_event = moment
             if position == adjust_after:
@@ -581,8 +609,8 @@ class _Generator:
                     moment + 3600 + int(random_() * 3 * SECONDS_PER_DAY),
                     following if following is not None else self.now_ts,
                 )
-                if balance >= 50 and random_() < 0.25:
-                    change = -min(balance, rng.choice((50, 100, 200)))
+                if spendable(moment) >= 50 and random_() < 0.25:
+                    change = -min(spendable(moment), rng.choice((50, 100, 200)))
                     reason = rng.choice(ADJUSTMENTS_DOWN)
                 else:
                     change = rng.choice((50, 100, 150, 200, 300, 500))
@@ -590,10 +618,26 @@ class _Generator:
                 balance += change
                 append(
                     f"{member_id}\tadjustment\t{change}\t{balance}\t{reason}\t{NULL}\t\t"
-                    f"demo:adjustment:{member_id}\t{self.ts(moment)}"
+                    f"demo:adjustment:{member_id}\t{self.ts(moment)}\t{NULL}\t[]"
                 )
                 last_event = moment
         return balance, last_event
+
+    def _explanation(self, total: int, points: int) -> str:
+        """Return an accrual's ``details`` as the earning engine writes them (no rules).
+
+        The base step's points are total × rate to the cent, rounded half even like
+        Decimal.quantize; the rounding step rounds them down to whole points.
+        """
+        quotient, remainder = divmod(total * self.earn_num, self.earn_den)
+        if 2 * remainder > self.earn_den or (2 * remainder == self.earn_den and quotient % 2):
+            quotient += 1
+        raw = _money(quotient)
+        return (
+            f'[{{"step": "base", "rule": "", "amount": "{_money(total)}", '
+            f'"rate": "{self.rate_text}", "points": "{raw}"}}, '
+            f'{{"step": "rounding", "mode": "down", "raw": "{raw}", "points": {points}}}]'
+        )
 
 
 # ---------------------------------------------------------------- writing
@@ -606,6 +650,29 @@ _TABLES = [
     ("ledger", PointsEntry, LEDGER_COLUMNS),
     ("status_changes", MemberStatusChange, STATUS_CHANGE_COLUMNS),
 ]
+
+
+def _columns_check() -> None:
+    """Refuse to start when a model gained a required column this command does not fill.
+
+    COPY leaves an unlisted column NULL (Django keeps defaults in Python), so a new
+    NOT NULL field would fail deep inside the first chunk; say which one up front.
+    """
+    missing = []
+    for _attribute, model, columns in _TABLES:
+        for model_field in model._meta.concrete_fields:
+            if (
+                model_field.column not in columns
+                and not model_field.primary_key
+                and not model_field.null
+                and not getattr(model_field, "generated", False)
+                and model_field.db_default is NOT_PROVIDED
+            ):
+                missing.append(f"{model.__name__}.{model_field.name}")
+    if missing:
+        raise CommandError(
+            f"demo_seed does not fill {', '.join(missing)}: add it to the command's columns."
+        )
 
 
 class _PostgresWriter:
@@ -709,9 +776,16 @@ class _DjangoWriter:
     def write(self, rows: _Rows) -> None:
         """Insert the rows through the models, which convert the text values."""
         for attribute, model, columns in _TABLES:
+            # JSON arrives as text, ready for COPY; the model field wants the value.
+            json_columns = {
+                index for index, column in enumerate(columns)
+                if isinstance(model._meta.get_field(column.removesuffix("_id")), JSONField)
+            }
             objects = []
             for row in getattr(rows, attribute):
                 values = [None if value == NULL else value for value in row.split("\t")]
+                for index in json_columns:
+                    values[index] = json.loads(values[index])
                 objects.append(model(**dict(zip(columns, values, strict=True))))
             model.objects.bulk_create(objects, batch_size=1000)
 
@@ -750,13 +824,14 @@ class Command(BaseCommand):
         if options["if_empty"] and Member.objects.exists():
             self.stdout.write("Demo data skipped: the database already has members.")
             return
+        _columns_check()
         started = time.monotonic()
         stores = self._stores()
         categories = self._categories()
         generator = _Generator(
             seed=options["seed"], total=total, years=options["years"],
             chunk_size=chunk_size, now=timezone.now(), stores=stores,
-            categories=categories, earn_rate=programme_settings_get().earn_rate,
+            categories=categories, programme=programme_settings_get(),
         )
         postgres = connection.vendor == "postgresql"
         writer = _PostgresWriter() if postgres else _DjangoWriter()
