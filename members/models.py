@@ -356,9 +356,10 @@ class PointsEntry(models.Model):
     # Kinds a person posts by hand: they must say why.
     MANUAL_KINDS = (Kind.ADJUSTMENT, Kind.REVERSAL, Kind.GOODWILL)
 
+    # Indexed by points_entry_member_idx (member, -id); a second index costs every posting.
     member = models.ForeignKey(
         Member, verbose_name=_("member"), on_delete=models.PROTECT,
-        related_name="points_entries",
+        related_name="points_entries", db_index=False,
     )
     kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
     amount = models.IntegerField(_("points"), help_text=_("Signed: positive adds points."))
@@ -381,7 +382,7 @@ class PointsEntry(models.Model):
         _("source"), max_length=64, blank=True,
         help_text=_("What the movement came from, e.g. adjustment:12 or redemption:40."),
     )
-    idempotency_key = models.CharField(_("idempotency key"), max_length=128, unique=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=128)
     created_at = models.DateTimeField(_("posted at"), default=timezone.now)
     available_at = models.DateTimeField(
         _("available from"), null=True, blank=True,
@@ -398,6 +399,8 @@ class PointsEntry(models.Model):
         verbose_name_plural = _("points ledger")
         ordering = ["-id"]
         constraints = [
+            # A constraint, not unique=True: no extra LIKE index to maintain on every posting.
+            models.UniqueConstraint(fields=["idempotency_key"], name="points_entry_key_unique"),
             models.CheckConstraint(condition=~Q(amount=0), name="points_entry_amount_not_zero"),
             models.CheckConstraint(
                 condition=~Q(kind__in=["adjustment", "reversal", "goodwill"]) | ~Q(reason=""),
