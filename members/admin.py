@@ -516,3 +516,7 @@ class ProgrammeSettingsAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(
             reverse("admin:members_programmesettings_change", args=[settings_row.pk])
         )
+
+
+# The import screens live beside the importing code.
+from members.importing import admin as _import_admin  # noqa: E402, F401

@@ -8,8 +8,9 @@ from django.contrib.auth.management import create_permissions
 
 MARKETING_MANAGER = "Marketing manager"
 SUPPORT = "Support"
+OPERATIONS = "Operations"
 ANALYST = "Analyst"
-ROLES = (MARKETING_MANAGER, SUPPORT, ANALYST)
+ROLES = (MARKETING_MANAGER, SUPPORT, ANALYST, OPERATIONS)
 
 
 def roles_grant(apps, grants: dict[str, list[str]]) -> None:

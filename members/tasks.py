@@ -24,3 +24,4 @@ def ledger_verify() -> int:
 
 # Tasks defined beside the code they run; importing them here lets workers find them.
 from members.exports import export_job_run  # noqa: E402, F401
+from members.importing.tasks import import_job_apply_run, import_job_preview_run  # noqa: E402, F401

@@ -145,6 +145,18 @@ IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 
+# ------------------------------------------------------------------ imports and exports
+# Files are refused above these before they are parsed (an XLSX is a zip: its unpacked
+# size and row count are checked first). Keep the web server's upload limit a bit higher.
+IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
+IMPORT_MAX_ROWS = int(os.environ.get("IMPORT_MAX_ROWS", "1000000"))
+IMPORT_MAX_XLSX_UNCOMPRESSED_BYTES = int(
+    os.environ.get("IMPORT_MAX_XLSX_UNCOMPRESSED_BYTES", str(500 * 1024 * 1024))
+)
+LOYALTY_IMPORT_KINDS = ["members.importing.kinds", "rewards.importing"]
+# Exports above this many rows run as a background job with a progress page.
+LOYALTY_EXPORT_STREAM_MAX_ROWS = int(os.environ.get("LOYALTY_EXPORT_STREAM_MAX_ROWS", "20000"))
+
 # ------------------------------------------------------------------ mail
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend"

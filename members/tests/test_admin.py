@@ -17,6 +17,7 @@ from django.utils.html import escape
 from members import forms, services
 from members.models import (
     ExportJob,
+    ImportJob,
     Member,
     MemberStatusChange,
     PointsAdjustment,
@@ -669,6 +670,8 @@ def one_of_everything(member, support_user, second_support_user):
     services.points_adjust(member_id=member.pk, amount=5, reason="Goodwill",
                            actor=support_user, idempotency_key="form:smoke")
     ExportJob.objects.create(user=support_user, source="members.member", file_format="csv")
+    ImportJob.objects.create(kind="members", file="imports/x.csv", original_name="x.csv",
+                             file_sha256="0" * 64, created_by=support_user)
     services.member_status_change(member_id=member.pk, status=Member.Status.BLOCKED,
                                   reason="Check", actor=support_user)
     return member

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
-from members.roles import ANALYST, MARKETING_MANAGER, SUPPORT
+from members.roles import ANALYST, MARKETING_MANAGER, OPERATIONS, SUPPORT
 
 # (username, password, role or None for the superuser); demo only, see README.
 DEMO_LOGINS = (
@@ -14,6 +14,7 @@ DEMO_LOGINS = (
     ("support", "demo-support-2026", SUPPORT),
     ("support2", "demo-support-2026", SUPPORT),
     ("analyst", "demo-analyst-2026", ANALYST),
+    ("operations", "demo-operations-2026", OPERATIONS),
 )
 
 
