@@ -1,4 +1,5 @@
-"""The programme's imports: purchases with lines, voucher uses, opening balances and tiers.
+"""The programme's imports: purchases with lines, redemptions, voucher uses, opening
+balances and tiers.
 
 Registered with :mod:`members.importing.registry` when the registry loads the modules
 of ``LOYALTY_IMPORT_KINDS``. Every write goes through :mod:`rewards.services` or the
@@ -35,8 +36,14 @@ from members.importing.registry import (
 )
 from members.models import Member, PointsEntry, ProductCategory, Purchase, Store
 from members.services import PointsRefused, PurchaseLineData, points_post
-from rewards.models import MemberTier, Tier, Voucher
-from rewards.services import VOUCHER_NOT_ISSUED, purchase_record, tier_set_manual, voucher_use
+from rewards.models import MemberTier, Reward, Tier, Voucher
+from rewards.services import (
+    VOUCHER_NOT_ISSUED,
+    purchase_record,
+    reward_redeem,
+    tier_set_manual,
+    voucher_use,
+)
 
 STORE_UNKNOWN = _("There is no store with the code “%(code)s”.")
 MEMBER_UNKNOWN = _("There is no member with the card number “%(card)s”.")
@@ -454,3 +461,94 @@ class OpeningBalancesKind(ImportKind):
                         )
             except PointsRefused as refusal:
                 record.error("points", str(refusal))
+
+
+# ------------------------------------------------------------------ redemptions
+
+REWARD_UNKNOWN = _("There is no reward “%(reward)s”.")
+REDEMPTION_OTHER = _(
+    "This POS reference was already used for another member or reward; an import never "
+    "changes a redemption."
+)
+
+
+@kind_register
+class RedemptionsKind(ImportKind):
+    """Rewards redeemed at the cash registers: points debited, a voucher issued."""
+
+    key = "redemptions"
+    label = _("Redemptions")
+    description = _(
+        "Rewards redeemed at the cash registers, one per row with the POS's own reference. "
+        "Each debits the points and issues the voucher by the same rules as a redemption "
+        "on the member page; a reference imported before is left as it is."
+    )
+    record_name = _("redemption")
+    permissions = ("rewards.add_voucher",)
+    key_columns = ("reference",)
+    columns = (
+        Column("reference", _("POS reference"), text_parser(max_length=64), required=True,
+               aliases=("reference", "pos reference", "redemption", "redemption id", "id",
+                        "номер", "номер операции", "операция", "ссылка")),
+        card_number_column(),
+        Column("reward", _("reward"), text_parser(max_length=100), required=True,
+               aliases=("reward", "reward name", "reward id", "награда", "приз",
+                        "код награды"),
+               help_text=_("The reward's name as in the catalogue, or its number.")),
+    )
+
+    def start(self, job) -> None:
+        self.rewards = {}
+        for reward in Reward.objects.all():
+            self.rewards[reward.name.strip().lower()] = reward
+            self.rewards[str(reward.pk)] = reward
+
+    @staticmethod
+    def idempotency_key(reference: str) -> str:
+        return f"pos-redemption:{reference}"
+
+    def row_key(self, record: Record) -> str:
+        return record.values["reference"] or ""
+
+    def check(self, records: list[Record], job) -> None:
+        members = _members_by_card(r.values["card_number"] for r in records)
+        keys = [self.idempotency_key(r.values["reference"]) for r in records
+                if r.values["reference"]]
+        issued = {
+            voucher["idempotency_key"]: voucher
+            for voucher in Voucher.objects.filter(idempotency_key__in=keys).values(
+                "idempotency_key", "member_id", "reward_id"
+            )
+        }
+        for record in records:
+            values = record.values
+            member = _member_resolve(record, members)
+            reward = None
+            if values["reward"]:
+                reward = self.rewards.get(values["reward"].strip().lower())
+                if reward is None:
+                    record.error("reward", REWARD_UNKNOWN, reward=values["reward"])
+            if member is None or reward is None or record.errors:
+                continue
+            before = issued.get(self.idempotency_key(values["reference"]))
+            if before is not None:
+                if (before["member_id"], before["reward_id"]) != (member["id"], reward.pk):
+                    record.error("reference", REDEMPTION_OTHER)
+                else:
+                    record.outcome = UNCHANGED
+                continue
+            record.outcome = NEW
+            record.plan = {"member_id": member["id"], "reward_id": reward.pk,
+                           "reference": values["reference"]}
+
+    def apply(self, records: list[Record], job) -> None:
+        for record in records:
+            plan = record.plan
+            try:
+                reward_redeem(
+                    member_id=plan["member_id"], reward_id=plan["reward_id"],
+                    actor=job.created_by,
+                    idempotency_key=self.idempotency_key(plan["reference"]),
+                )
+            except PointsRefused as refusal:
+                record.error("reward", str(refusal))

@@ -14,8 +14,9 @@ GRANTS = {
         # opening balances and tiers from a previous programme
         "members.view_pointsentry", "members.add_pointsentry",
         "rewards.view_membertier", "rewards.change_membertier", "rewards.view_tier",
-        # voucher uses from the POS
-        "rewards.view_voucher", "rewards.change_voucher",
+        # redemptions and voucher uses from the POS
+        "rewards.view_voucher", "rewards.change_voucher", "rewards.add_voucher",
+        "rewards.view_reward",
         "members.view_importjob",
     ],
 }

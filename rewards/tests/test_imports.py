@@ -467,3 +467,52 @@ def test_opening_balances_refuse_what_would_be_wrong(shop, tiers, admin_user):
     assert {e["column"] for e in job.errors if e["row"] == 5} == {"points", "tier"}
     assert "the tiers are: Bronze, Silver, Gold" in [
         e for e in job.errors if e["row"] == 5 and e["column"] == "tier"][0]["message"]
+
+
+# ------------------------------------------------------------------ redemptions
+
+
+def test_same_redemption_file_twice_debits_and_issues_once(shop, admin_user):
+    anna, boris = shop["anna"], shop["boris"]
+    for member in (anna, boris):
+        member_services.points_post(member_id=member.pk, amount=1000, kind="welcome",
+                                    idempotency_key=f"start:{member.pk}")
+    reward = Reward.objects.create(name="Free coffee", kind=Reward.Kind.GIFT,
+                                   points_cost=300, stock=5)
+    content = csv_bytes([
+        ["Номер операции", "Номер карты", "Награда"],
+        ["POS-1", "1001", "free coffee"],
+        ["POS-2", "1002", str(reward.pk)],
+        ["POS-3", "1001", "Free coffee"],
+    ], delimiter=";", encoding="cp1251")
+
+    first = import_run(admin_user, "redemptions", content)
+    assert first.status == ImportJob.Status.DONE, (first.message, first.errors)
+    assert first.counts["new"] == 3
+    anna.refresh_from_db()
+    boris.refresh_from_db()
+    reward.refresh_from_db()
+    # Anna: 1,000 − 2 × 300 = 400; Boris: 1,000 − 300 = 700; stock 5 − 3 = 2.
+    assert (anna.points_balance, boris.points_balance, reward.stock) == (400, 700, 2)
+    assert Voucher.objects.filter(reward=reward).count() == 3
+
+    state = db_state()
+    second = import_run(admin_user, "redemptions", content)
+    assert second.status == ImportJob.Status.DONE
+    assert second.counts["unchanged"] == 3 and second.counts.get("new", 0) == 0
+    assert db_state() == state
+
+
+def test_redemption_the_rules_refuse_imports_nothing(shop, admin_user):
+    reward = Reward.objects.create(name="Thermos", kind=Reward.Kind.GIFT, points_cost=300)
+    state = db_state()
+    content = csv_bytes([
+        ["reference", "card number", "reward"],
+        ["POS-9", "1001", "Thermos"],  # Anna has no points
+        ["POS-10", "1001", "Umbrella"],  # no such reward
+    ])
+    job = import_run(admin_user, "redemptions", content)
+    assert job.status in (ImportJob.Status.REJECTED, ImportJob.Status.FAILED)
+    assert "There is no reward “Umbrella”." in error_of(job, 3)["message"]
+    assert db_state() == state
+    assert reward.vouchers.count() == 0
