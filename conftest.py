@@ -1,5 +1,6 @@
 """Fixtures shared by every app's tests: users per role, a browser on Debian's Chromium."""
 
+import importlib
 import os
 
 import pytest
@@ -34,8 +35,36 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
+# The data migrations that create the roles: the one source of what each role may do.
+ROLE_MIGRATIONS = (
+    "members.migrations.0003_roles",
+    "rewards.migrations.0002_roles",
+    "rewards.migrations.0003_operations_role",
+)
+
+
 @pytest.fixture
-def role_user(db, django_user_model):
+def roles_present(db):
+    """Make sure the role groups hold their permissions.
+
+    A ``transaction=True`` test (browser, concurrency) ends with a flush that empties the
+    groups the data migrations created; Django recreates the permissions but not the
+    groups, so tests that need a role restore them from the migrations' own grants.
+    """
+    from django.contrib.auth.models import Group, Permission
+
+    for module in ROLE_MIGRATIONS:
+        for role, names in importlib.import_module(module).GRANTS.items():
+            group, _created = Group.objects.get_or_create(name=role)
+            for name in names:
+                app_label, codename = name.split(".")
+                group.permissions.add(
+                    Permission.objects.get(content_type__app_label=app_label, codename=codename)
+                )
+
+
+@pytest.fixture
+def role_user(db, django_user_model, roles_present):
     """Return a factory of staff users holding exactly one role's group."""
     from django.contrib.auth.models import Group
 

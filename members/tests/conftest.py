@@ -1,38 +1,9 @@
-"""Fixtures of the members app's tests: roles that survive a flush, settings, members."""
-
-import importlib
+"""Fixtures of the members app's tests: settings and members."""
 
 import pytest
 
 from members.selectors import programme_settings_get
 from members.tests.factories import MemberFactory, points_give
-
-# The data migration that creates the roles: the one source of what each role may do.
-ROLE_GRANTS = importlib.import_module("members.migrations.0003_roles").GRANTS
-
-
-@pytest.fixture
-def roles_present(db):
-    """Make sure the role groups hold the members app's permissions.
-
-    A ``transaction=True`` test (browser, concurrency) ends with a flush that empties the
-    groups the data migration created; Django recreates the permissions but not the groups.
-    """
-    from django.contrib.auth.models import Group, Permission
-
-    for role, names in ROLE_GRANTS.items():
-        group, _created = Group.objects.get_or_create(name=role)
-        for name in names:
-            app_label, codename = name.split(".")
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-
-
-@pytest.fixture
-def role_user(role_user, roles_present):
-    """The root ``role_user`` factory, with the groups ensured first."""
-    return role_user
 
 
 @pytest.fixture
