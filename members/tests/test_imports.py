@@ -688,7 +688,8 @@ def test_support_sees_only_the_kinds_they_may_import(client, user_for, staff):
     listing = client.get(reverse("admin:members_importjob_changelist")).content.decode()
     assert "people.csv" in listing and "receipts.csv" not in listing
     form = client.get(reverse("admin:members_importjob_add")).context["form"]
-    assert {key for key, _label in form.fields["kind"].choices} == {"members", "voucher_uses"}
+    kinds = {key for key, _label in form.fields["kind"].choices}
+    assert kinds == {"members", "redemptions", "voucher_uses"}
     response = client.post(reverse("admin:members_importjob_add"), {
         "kind": "purchases", "file": ContentFile(b"a,b\r\n", name="p.csv"),
     })
