@@ -73,3 +73,10 @@ def purchase_with_accrual(**kwargs):
             purchase_id=creation.purchase.pk,
         )
     return creation
+
+
+def ledger_sum(member: Member) -> int:
+    """Return the sum of the member's ledger rows (what the cached balance must equal)."""
+    from members.models import PointsEntry
+
+    return sum(PointsEntry.objects.filter(member=member).values_list("amount", flat=True))

@@ -1,45 +1,23 @@
 """The points ledger: treated like money, tested first (real PostgreSQL)."""
 
-import threading
 
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, transaction
 
 from members import services
 from members.models import Member, PointsAdjustment, PointsEntry
 from members.selectors import ledger_mismatches, programme_settings_get
-from members.tests.factories import MemberFactory, points_give
+from members.tests.concurrency import run_in_threads
+from members.tests.factories import MemberFactory, ledger_sum, points_give
 
 pytestmark = pytest.mark.django_db
 
 
-def ledger_sum(member: Member) -> int:
-    return sum(PointsEntry.objects.filter(member=member).values_list("amount", flat=True))
 
 
-def run_in_threads(count: int, work) -> list:
-    """Run ``work(i)`` in ``count`` threads started together; return their results."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def target(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except Exception as error:  # noqa: BLE001 - the test inspects what each thread got
-            results[i] = error
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 # ------------------------------------------------------------------ posting rules

@@ -12,10 +12,14 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from members.models import Member, PointsEntry
+from members.models import Member
 from members.selectors import programme_settings_get
 from members.services import PurchaseLineData
-from members.tests.factories import MemberFactory, StoreFactory
+from members.tests.factories import (
+    MemberFactory,
+    StoreFactory,
+    ledger_sum,  # noqa: F401 - re-exported for the tests
+)
 from rewards.models import EarningRule, MemberTier, Reward, StampRule, Tier
 
 
@@ -135,10 +139,6 @@ def standard_tiers(**grace) -> tuple[Tier, Tier, Tier]:
     gold = TierFactory(name="Gold", rank=2, threshold=Decimal("50000"),
                        grace_days=grace.get("gold", 30), earn_multiplier=Decimal("1.5"))
     return bronze, silver, gold
-
-
-def ledger_sum(member: Member) -> int:
-    return sum(PointsEntry.objects.filter(member=member).values_list("amount", flat=True))
 
 
 def balance(member: Member) -> int:

@@ -26,7 +26,7 @@ from members.models import (
     Purchase,
     PurchaseLine,
 )
-from members.tests.factories import MemberFactory, StoreFactory
+from members.tests.factories import MemberFactory, StoreFactory, ledger_sum
 from rewards import services
 from rewards.models import EarningRule, MemberTier, Reward, Tier, TierChange, Voucher
 
@@ -84,8 +84,6 @@ def db_state() -> dict:
     }
 
 
-def ledger_sum(member: Member) -> int:
-    return sum(PointsEntry.objects.filter(member=member).values_list("amount", flat=True))
 
 
 def error_of(job: ImportJob, row: int) -> dict:

@@ -1,43 +1,20 @@
 """Purchases through the programme: recorded once, points once, by the rules."""
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connections
 
 from members import services as member_services
 from members.models import Member, PointsEntry, Purchase
-from members.tests.factories import MemberFactory, StoreFactory
+from members.tests.concurrency import run_in_threads
+from members.tests.factories import MemberFactory, StoreFactory, ledger_sum
 from rewards import services
 
 pytestmark = pytest.mark.django_db
 
 
-def ledger_sum(member: Member) -> int:
-    return sum(PointsEntry.objects.filter(member=member).values_list("amount", flat=True))
 
 
-def run_in_threads(count: int, work) -> list:
-    """Run ``work(i)`` in ``count`` threads started together; return their results."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def target(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except Exception as error:  # noqa: BLE001 - the test inspects what each thread got
-            results[i] = error
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 

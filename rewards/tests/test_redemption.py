@@ -1,17 +1,16 @@
 """Redeeming rewards: points and stock move together, refusals change nothing."""
 
 import re
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from members.models import Member, PointsEntry
 from members.selectors import ledger_mismatches
 from members.services import PointsRefused, member_status_change
+from members.tests.concurrency import run_in_threads
 from members.tests.factories import MemberFactory, points_give
 from rewards import services
 from rewards.models import Reward, Voucher
@@ -30,26 +29,6 @@ CODE = re.compile(r"^[23456789ABCDEFGHJKMNPQRSTUVWXYZ]{4}-[23456789ABCDEFGHJKMNP
                   r"-[23456789ABCDEFGHJKMNPQRSTUVWXYZ]{4}$")
 
 
-def run_in_threads(count: int, work) -> list:
-    """Run ``work(i)`` in ``count`` threads started together; return their results."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def target(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except Exception as error:  # noqa: BLE001 - the test inspects what each thread got
-            results[i] = error
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def redeem(member, reward, key=None, actor=None) -> Voucher:
