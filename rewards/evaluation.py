@@ -173,7 +173,11 @@ def tiers_evaluate(*, now: datetime | None = None) -> EvaluationResult:
             # Moved down already today: a rerun must not take a second step.
             "CASE WHEN EXISTS (SELECT 1 FROM rewards_tierchange tc WHERE "
             "tc.member_id = v.member_id AND tc.reason = 'downgraded' AND tc.created_at >= %s) "
-            f"THEN 1 ELSE 0 END AS moved_today FROM ({value_sql}) v",
+            "THEN 1 ELSE 0 END AS moved_today, "
+            # Without a tier yet: decided here, so the inserts below never read the table
+            # they fill (on an empty, analysed table the planner would rescan it per row).
+            "CASE WHEN EXISTS (SELECT 1 FROM rewards_membertier mt WHERE "
+            f"mt.member_id = v.member_id) THEN 0 ELSE 1 END AS is_new FROM ({value_sql}) v",
             supported_params + [day_start_db] + value_params,
         )
         run("CREATE INDEX tier_eval_member ON tier_eval (member_id)", [])
@@ -184,15 +188,13 @@ def tiers_evaluate(*, now: datetime | None = None) -> EvaluationResult:
         run(
             "INSERT INTO rewards_tierchange (member_id, from_tier_id, to_tier_id, reason, note, "
             "actor_id, created_at) SELECT e.member_id, NULL, e.supported_id, 'qualified', '', "
-            "NULL, %s FROM tier_eval e WHERE NOT EXISTS "
-            "(SELECT 1 FROM rewards_membertier mt WHERE mt.member_id = e.member_id)",
+            "NULL, %s FROM tier_eval e WHERE e.is_new = 1",
             [now_db],
         )
         enrolled = run(
             "INSERT INTO rewards_membertier (member_id, tier_id, source, since, manual_until, "
             "below_since) SELECT e.member_id, e.supported_id, 'qualified', %s, NULL, NULL "
-            "FROM tier_eval e WHERE NOT EXISTS "
-            "(SELECT 1 FROM rewards_membertier mt WHERE mt.member_id = e.member_id)",
+            "FROM tier_eval e WHERE e.is_new = 1",
             [now_db],
         )
 

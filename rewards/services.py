@@ -431,10 +431,20 @@ def reward_redeem(
     today = timezone.localdate(now)
     try:
         with transaction.atomic():
-            # Lock order: reward, then member (inside points_post), everywhere.
-            reward = Reward.objects.select_for_update(of=("self",)).select_related("min_tier").get(
-                id=reward_id
-            )
+            # Lock order: reward, then member, everywhere. The reward row is locked only
+            # when it has stock to count; otherwise redemptions of it run side by side and
+            # the member's row (locked first) keeps a per-member limit exact.
+            reward = Reward.objects.select_related("min_tier").get(id=reward_id)
+            if reward.stock is not None:
+                reward = (
+                    Reward.objects.select_for_update(of=("self",))
+                    .select_related("min_tier")
+                    .get(id=reward_id)
+                )
+            elif reward.per_member_limit is not None:
+                Member.objects.select_for_update().filter(id=member_id).values_list(
+                    "id", flat=True
+                ).first()
             if (
                 not reward.is_active
                 or (reward.available_from and reward.available_from > today)
