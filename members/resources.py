@@ -33,6 +33,15 @@ def member_card_field() -> Field:
     return Field(attribute="member__card_number", column_name=_("card number"))
 
 
+class MemberRowExportResource(ExportResource):
+    """A list whose rows belong to a member: their id and card, or only their key."""
+
+    member = member_id_field()
+    member_card = member_card_field()
+    personal_fields = MEMBER_PERSONAL
+    member_keys = MEMBER_KEY
+
+
 class MemberExportResource(ExportResource):
     """The member list: identity and contact data are personal."""
 
@@ -50,12 +59,8 @@ class MemberExportResource(ExportResource):
         )
 
 
-class MemberStatusChangeExportResource(ExportResource):
-    member = member_id_field()
-    member_card = member_card_field()
+class MemberStatusChangeExportResource(MemberRowExportResource):
     actor = Field(attribute="actor__username", column_name=_("changed by"))
-    personal_fields = MEMBER_PERSONAL
-    member_keys = MEMBER_KEY
 
     class Meta:
         model = MemberStatusChange
@@ -65,12 +70,8 @@ class MemberStatusChangeExportResource(ExportResource):
         )
 
 
-class PurchaseExportResource(ExportResource):
+class PurchaseExportResource(MemberRowExportResource):
     store = Field(attribute="store__code", column_name=_("store"))
-    member = member_id_field()
-    member_card = member_card_field()
-    personal_fields = MEMBER_PERSONAL
-    member_keys = MEMBER_KEY
 
     class Meta:
         model = Purchase
@@ -80,15 +81,11 @@ class PurchaseExportResource(ExportResource):
         )
 
 
-class PointsEntryExportResource(ExportResource):
+class PointsEntryExportResource(MemberRowExportResource):
     """The points ledger, one row per movement."""
 
-    member = member_id_field()
-    member_card = member_card_field()
     actor = Field(attribute="actor__username", column_name=_("posted by"))
     purchase = Field(attribute="purchase_id", column_name=_("purchase"))
-    personal_fields = MEMBER_PERSONAL
-    member_keys = MEMBER_KEY
 
     class Meta:
         model = PointsEntry
@@ -98,15 +95,11 @@ class PointsEntryExportResource(ExportResource):
         )
 
 
-class PointsAdjustmentExportResource(ExportResource):
-    member = member_id_field()
-    member_card = member_card_field()
+class PointsAdjustmentExportResource(MemberRowExportResource):
     requested_by = Field(attribute="requested_by__username", column_name=_("requested by"))
     decided_by = Field(
         attribute="decided_by__username", column_name=_("approved or rejected by")
     )
-    personal_fields = MEMBER_PERSONAL
-    member_keys = MEMBER_KEY
 
     class Meta:
         model = PointsAdjustment

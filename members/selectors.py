@@ -122,12 +122,13 @@ def ledger_mismatches() -> QuerySet[Member]:
     )
 
 
-def _expiry_cutoff(*, as_of: datetime, months: int) -> datetime:
-    """Return the moment before which earned points have expired at ``as_of``."""
-    month_index = as_of.year * 12 + as_of.month - 1 - months
+def months_before(moment: datetime, months: int) -> datetime:
+    """Return ``moment`` moved ``months`` calendar months back (forward when negative),
+    the day clipped to the month's last: 31 March less one month is 28 or 29 February."""
+    month_index = moment.year * 12 + moment.month - 1 - months
     year, month = divmod(month_index, 12)
-    day = min(as_of.day, calendar.monthrange(year, month + 1)[1])
-    return as_of.replace(year=year, month=month + 1, day=day)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
 
 
 def points_expiry_due(*, as_of: datetime, member_id: int | None = None) -> QuerySet:
@@ -142,7 +143,7 @@ def points_expiry_due(*, as_of: datetime, member_id: int | None = None) -> Query
     months = programme_settings_get().points_expiry_months
     if not months:
         return PointsEntry.objects.none().values_list("member_id", "amount")
-    cutoff = _expiry_cutoff(as_of=as_of, months=months)
+    cutoff = months_before(as_of, months)
     entries = PointsEntry.objects.all()
     if member_id is not None:
         entries = entries.filter(member_id=member_id)
@@ -208,7 +209,7 @@ def member_next_expiry(*, member_id: int, now: datetime | None = None) -> Expiry
         running += amount
         if running <= consumed:
             continue
-        expires_on = _expiry_cutoff(as_of=created_at, months=-months)
+        expires_on = months_before(created_at, -months)
         if first_date is None:
             first_date = expires_on
             points = running - consumed

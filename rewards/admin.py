@@ -167,15 +167,13 @@ class ImpactPreviewMixin:
     A valid POST of the form that adds an object, or changes one of ``impact_fields``,
     renders a confirmation page instead of saving. Its Confirm button re-posts the same
     data with ``_confirm`` (then the normal save runs); Back re-posts it with ``_back``
-    to show the form again as it was filled in.
+    to show the form again as it was filled in. The admin using it defines
+    ``impact_compute(form, obj) -> TierImpact``: the impact of the change ``form`` holds
+    (``obj`` None for an addition).
     """
 
     impact_fields: tuple[str, ...] = ()
     impact_template = "admin/rewards/impact_preview.html"
-
-    def impact_compute(self, form, obj) -> TierImpact:
-        """Return the impact of the change ``form`` holds (``obj`` None: an addition)."""
-        raise NotImplementedError
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         if (

@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from import_export.fields import Field
 
 from members.exports import ExportResource
-from members.resources import MEMBER_KEY, MEMBER_PERSONAL, member_card_field, member_id_field
+from members.resources import MemberRowExportResource
 from rewards.models import (
     EarningRule,
     MemberTier,
@@ -30,12 +30,8 @@ class TierExportResource(ExportResource):
         )
 
 
-class MemberTierExportResource(ExportResource):
-    member = member_id_field()
-    member_card = member_card_field()
+class MemberTierExportResource(MemberRowExportResource):
     tier = Field(attribute="tier__name", column_name=_("tier"))
-    personal_fields = MEMBER_PERSONAL
-    member_keys = MEMBER_KEY
 
     class Meta:
         model = MemberTier
@@ -44,14 +40,10 @@ class MemberTierExportResource(ExportResource):
         )
 
 
-class TierChangeExportResource(ExportResource):
-    member = member_id_field()
-    member_card = member_card_field()
+class TierChangeExportResource(MemberRowExportResource):
     from_tier = Field(attribute="from_tier__name", column_name=_("from"))
     to_tier = Field(attribute="to_tier__name", column_name=_("to"))
     actor = Field(attribute="actor__username", column_name=_("changed by"))
-    personal_fields = MEMBER_PERSONAL
-    member_keys = MEMBER_KEY
 
     class Meta:
         model = TierChange
@@ -84,13 +76,9 @@ class RewardExportResource(ExportResource):
         )
 
 
-class VoucherExportResource(ExportResource):
+class VoucherExportResource(MemberRowExportResource):
     reward = Field(attribute="reward__name", column_name=_("reward"))
-    member = member_id_field()
-    member_card = member_card_field()
     issued_by = Field(attribute="issued_by__username", column_name=_("issued by"))
-    personal_fields = MEMBER_PERSONAL
-    member_keys = MEMBER_KEY
 
     class Meta:
         model = Voucher

@@ -19,16 +19,8 @@ from members.models import (
     TierBasis,
     TierWindow,
 )
-from members.selectors import programme_settings_get
+from members.selectors import months_before, programme_settings_get
 from rewards.models import MemberTier, Tier, TierChange, Voucher
-
-
-def months_before(moment: datetime, months: int) -> datetime:
-    """Return ``moment`` moved ``months`` calendar months back (day clipped to the month)."""
-    month_index = moment.year * 12 + moment.month - 1 - months
-    year, month = divmod(month_index, 12)
-    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
-    return moment.replace(year=year, month=month + 1, day=day)
 
 
 def tiers_ordered() -> list[Tier]:

@@ -321,6 +321,7 @@ def _xlsx_precheck(source: IO[bytes], limits: Limits) -> None:
             try:
                 with archive.open(member) as part:
                     start = part.read(64 * 1024)
+            # zipfile raises NotImplementedError for a compression method it cannot read.
             except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
                 raise ImportFileError(FILE_NOT_XLSX) from None
             match = _DIMENSION.search(start)

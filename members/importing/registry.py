@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any, ClassVar
@@ -116,7 +117,7 @@ class Record:
         self.outcome = ERROR
 
 
-class ImportKind:
+class ImportKind(ABC):
     """What one kind of file holds and how its rows reach the database.
 
     A subclass declares ``key``, ``label``, ``columns``, the ``permissions`` a user
@@ -148,25 +149,25 @@ class ImportKind:
     def column(cls, key: str) -> Column:
         return next(column for column in cls.columns if column.key == key)
 
+    @abstractmethod
     def row_key(self, record: Record) -> str:
         """Return what identifies the record across files ("" when its key is not valid)."""
-        raise NotImplementedError
 
-    def start(self, job) -> None:
+    def start(self, job) -> None:  # noqa: B027 - an optional hook, empty by default
         """Load what every batch needs (e.g. stores by code) before the first one."""
 
+    @abstractmethod
     def check(self, records: list[Record], job) -> None:
         """Look the records up and set each one's outcome (new, updated, unchanged) or
         errors. Records may already carry errors from their cells; write nothing."""
-        raise NotImplementedError
 
+    @abstractmethod
     def apply(self, records: list[Record], job) -> None:
         """Write the checked, valid, new or updated records through the services.
 
         A refusal of the services becomes an error on its record; the caller's
         transaction stays usable (the services and the kinds use savepoints).
         """
-        raise NotImplementedError
 
 
 # ------------------------------------------------------------------ registry
