@@ -33,6 +33,7 @@ from members.models import (
     Store,
 )
 from members.paginators import LargeTablePaginator
+from members.panels import member_panels_render
 from members.phone import phone_display
 from members.templatetags.points import points_signed
 
@@ -195,6 +196,7 @@ class MemberAdmin(admin.ModelAdmin):
             "can_change_status": self.has_change_permission(request, member),
             "can_approve": request.user.has_perm("members.approve_adjustment"),
             "currency": _currency(),
+            "member_panels": member_panels_render(request, member),
         }
 
     # ---------------------------------------------------------------- extra pages

@@ -6,8 +6,9 @@ ledger row (``PointsEntry.details``) so any accrual can be explained to a member
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from django.db.models import Q
@@ -57,6 +58,38 @@ class RuleSet:
     category_multipliers: dict[int, tuple[str, Decimal]]
     sku_multipliers: dict[str, tuple[str, Decimal]]
     excluded_categories: dict[int, str]
+
+
+# Higher apps (campaigns) add multipliers for some members and periods; ``rewards`` may not
+# import them, so they register a lookup here when their app is ready.
+BonusMultiplierLookup = Callable[[Sequence[int], datetime], dict[int, tuple[Decimal, str]]]
+_bonus_multiplier_lookups: list[BonusMultiplierLookup] = []
+
+
+def bonus_multiplier_lookup_register(lookup: BonusMultiplierLookup) -> None:
+    """Register ``lookup(member_ids, at) -> {member_id: (multiplier, name)}``.
+
+    Called from a higher app's ``AppConfig.ready``; registering the same lookup twice is
+    harmless. A lookup must run a fixed number of queries however many members it gets.
+    """
+    if lookup not in _bonus_multiplier_lookups:
+        _bonus_multiplier_lookups.append(lookup)
+
+
+def bonus_multipliers_get(
+    *, member_ids: Sequence[int], at: datetime
+) -> dict[int, tuple[Decimal, str]]:
+    """Return the extra multiplier (and its campaign's name) each member earns at ``at``.
+
+    Members without one are left out. Where several lookups answer for a member the
+    highest multiplier wins (campaign multipliers do not stack).
+    """
+    found: dict[int, tuple[Decimal, str]] = {}
+    for lookup in _bonus_multiplier_lookups:
+        for member_id, (multiplier, name) in lookup(member_ids, at).items():
+            if member_id not in found or multiplier > found[member_id][0]:
+                found[member_id] = (multiplier, name)
+    return found
 
 
 def earning_rules_load(*, on: date) -> RuleSet:

@@ -28,7 +28,12 @@ from members.services import (
     points_reverse,
     purchase_create,
 )
-from rewards.engine import BasketLine, basket_points_explain, earning_rules_load
+from rewards.engine import (
+    BasketLine,
+    basket_points_explain,
+    bonus_multipliers_get,
+    earning_rules_load,
+)
 from rewards.models import MemberTier, Referral, Reward, StampRule, Tier, TierChange, Voucher
 from rewards.selectors import (
     category_names_get,
@@ -144,11 +149,16 @@ def _purchase_accrue(*, purchase: Purchase, lines, actor) -> PointsEntry | None:
         for line in lines
     ]
     entry = tier_entry_get(member_id=purchase.member_id)
+    multiplier, multiplier_name = bonus_multipliers_get(
+        member_ids=[purchase.member_id], at=purchase.purchased_at
+    ).get(purchase.member_id, (Decimal(1), ""))
     explanation = basket_points_explain(
         rules=earning_rules_load(on=timezone.localdate(purchase.purchased_at)),
         total=purchase.total,
         lines=basket,
         tier=entry.tier if entry else None,
+        extra_multiplier=multiplier,
+        extra_multiplier_name=multiplier_name,
     )
     if explanation.points <= 0:
         return None
