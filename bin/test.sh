@@ -7,7 +7,8 @@ source bin/services.sh
 source bin/venv.sh
 services_install
 venv_ready requirements-test.txt
-.venv/bin/ruff check .
+# RUFF_PATHS narrows the lint to the files one is working on (the default is everything).
+.venv/bin/ruff check ${RUFF_PATHS:-.}
 pg_start
 redis_start
 export DJANGO_SETTINGS_MODULE=loyalty_admin.settings.test

@@ -15,5 +15,9 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("i18n/", include("django.conf.urls.i18n")),
     path("health/", health, name="health"),
+    path("survey/", include("surveys.urls")),
+    path("messages/", include("campaigns.urls")),
+    # Before the admin's catch-all so /admin/dashboards/ is ours.
+    path("admin/dashboards/", include("loyalty_admin.dashboards.urls")),
     path("admin/", admin.site.urls),
 ]

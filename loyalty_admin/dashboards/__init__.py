@@ -1,0 +1,1 @@
+"""Server-rendered dashboards: KPIs, charts and the tables behind them."""
