@@ -87,7 +87,7 @@ class MemberAdmin(admin.ModelAdmin):
         (_("Card and identity"), {
             "fields": ("card_number", ("first_name", "last_name"), ("birth_date", "gender")),
         }),
-        (_("Contact"), {"fields": ("phone", "email", "city")}),
+        (_("Contact"), {"fields": ("phone", "email", "city", "language")}),
         (_("Consent"), {
             "fields": (("email_consent", "email_consent_at"), ("sms_consent", "sms_consent_at")),
         }),

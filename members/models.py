@@ -99,6 +99,11 @@ class Member(models.Model):
         _("gender"), max_length=10, choices=Gender.choices, blank=True, default=""
     )
     city = models.CharField(_("city"), max_length=100, blank=True)
+    # The language messages, survey pages and e-mails to this member are written in.
+    language = models.CharField(
+        _("language"), max_length=10, choices=settings.LANGUAGES, default="ru",
+        help_text=_("Messages, e-mails and survey pages reach the member in this language."),
+    )
 
     # --- enrolment and status
     enrolled_at = models.DateTimeField(_("enrolled at"), default=timezone.now, db_index=True)

@@ -523,6 +523,7 @@ def profile_data(member: Member, **changes) -> dict:
         "card_number": member.card_number, "first_name": member.first_name,
         "last_name": member.last_name, "birth_date": "", "gender": member.gender,
         "phone": member.phone, "email": member.email, "city": member.city,
+        "language": member.language,
         "enrolled_at_0": member.enrolled_at.strftime("%Y-%m-%d"),
         "enrolled_at_1": member.enrolled_at.strftime("%H:%M:%S"),
         "source_channel": member.source_channel, "referred_by": "",
@@ -567,6 +568,7 @@ def test_member_added_in_the_admin_is_found_by_phone_and_email_as_typed(support_
     response = support_client.post(admin_url("members_member_add"), {
         "card_number": " 5000000000000001 ", "first_name": "Anna", "last_name": "Smirnova",
         "phone": "+7 (912) 000-11-22", "email": "Anna.Smirnova@Example.COM", "city": "",
+        "language": "ru",
         "gender": "", "birth_date": "", "enrolled_at_0": "2025-01-15",
         "enrolled_at_1": "10:00:00", "source_channel": "store", "referred_by": "",
     })

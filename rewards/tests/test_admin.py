@@ -598,7 +598,7 @@ def test_a_member_added_in_the_admin_is_enrolled_with_the_entry_tier_and_welcome
 ):
     response = support_client.post(admin_url("members_member_add"), {
         "card_number": "5000000000000001", "first_name": "Anna", "last_name": "Smirnova",
-        "phone": "+7 912 000-11-22", "email": "anna@example.com", "city": "",
+        "phone": "+7 912 000-11-22", "email": "anna@example.com", "city": "", "language": "ru",
         "gender": "", "birth_date": "", "enrolled_at_0": "2025-01-15",
         "enrolled_at_1": "10:00:00", "source_channel": "store", "referred_by": member.pk,
     })
@@ -614,7 +614,8 @@ def test_a_refused_referral_leaves_the_new_member_enrolled_and_says_why(
 ):
     response = support_client.post(admin_url("members_member_add"), {
         "card_number": "5000000000000002", "first_name": "Anna", "last_name": "",
-        "phone": "", "email": member.email, "city": "", "gender": "", "birth_date": "",
+        "phone": "", "email": member.email, "city": "",
+        "language": "ru", "gender": "", "birth_date": "",
         "enrolled_at_0": "2025-01-15", "enrolled_at_1": "10:00:00",
         "source_channel": "store", "referred_by": member.pk,
     }, follow=True)

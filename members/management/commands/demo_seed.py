@@ -202,7 +202,7 @@ STORE_OPEN_UTC, STORE_HOURS = 5 * 3600, 14 * 3600  # 08:00-22:00 Moscow time
 
 MEMBER_COLUMNS = (
     "id", "card_number", "first_name", "last_name", "email", "phone", "birth_date",
-    "gender", "city", "enrolled_at", "source_channel", "status", "referred_by_id",
+    "gender", "city", "language", "enrolled_at", "source_channel", "status", "referred_by_id",
     "email_consent", "email_consent_at", "sms_consent", "sms_consent_at",
     "points_balance", "last_purchase_at", "created_at", "updated_at",
 )
@@ -497,9 +497,11 @@ class _Generator:
                 f"{member_id}\tactive\t{status}\t{rng.choice(reasons)}\t{self.ts(changed)}"
             )
         last_purchase = self.ts(moments[-1]) if moments else NULL
+        # Most members read Russian; one in seven chose English (no draw: the data stays put).
+        language = "en" if member_id % 7 == 0 else "ru"
         out.members.append(
             f"{member_id}\t{card}\t{first}\t{last}\t{email}\t{phone}\t{birth}\t{gender}\t"
-            f"{city}\t{self.ts(enrolled_ts)}\t{channel}\t{status}\t{referrer}\t"
+            f"{city}\t{language}\t{self.ts(enrolled_ts)}\t{channel}\t{status}\t{referrer}\t"
             f"{consents[0][0]}\t{consents[0][1]}\t{consents[1][0]}\t{consents[1][1]}\t"
             f"{balance}\t{last_purchase}\t{self.now_text}\t{self.now_text}"
         )
