@@ -58,9 +58,14 @@ _GENDERS = {
     "м": Member.Gender.MALE, "муж": Member.Gender.MALE, "мужской": Member.Gender.MALE,
 }
 
+_LANGUAGES = {
+    "en": "en", "eng": "en", "english": "en", "англ": "en", "английский": "en",
+    "ru": "ru", "rus": "ru", "russian": "ru", "рус": "ru", "русский": "ru",
+}
+
 # Profile fields an import may set; status and points never come from a file.
 PROFILE_FIELDS = (
-    "first_name", "last_name", "phone", "email", "birth_date", "gender", "city",
+    "first_name", "last_name", "phone", "email", "birth_date", "gender", "city", "language",
     "email_consent", "sms_consent", "enrolled_at",
 )
 
@@ -102,6 +107,9 @@ class MembersKind(ImportKind):
                aliases=("gender", "sex", "пол"),
                help_text=_("female / male, or ж / м.")),
         Column("city", _("city"), text_parser(max_length=100), aliases=("city", "город")),
+        Column("language", _("language"), choice_parser(_LANGUAGES),
+               aliases=("language", "lang", "язык"),
+               help_text=_("en / ru, or English / Russian, английский / русский.")),
         Column("email_consent", _("e-mail consent"), parse_bool,
                aliases=("email consent", "e-mail consent", "email opt in", "согласие на email",
                         "согласие на e-mail", "согласие email", "согласие на рассылку",

@@ -226,6 +226,24 @@ def test_members_from_utf8_bom_csv_with_semicolons_and_russian_headers(staff):
     assert olga.email_consent and not olga.sms_consent
 
 
+def test_member_language_is_read_in_either_language_and_a_wrong_one_is_named(staff):
+    content = csv_bytes([
+        ["card", "first name", "language"],
+        ["5100001", "Ann", "English"],
+        ["5100002", "Олег", "рус"],
+    ])
+    job = import_run(staff, "members", content)
+    assert job.status == ImportJob.Status.DONE, job.errors or job.message
+    assert dict(Member.objects.values_list("first_name", "language")) == {
+        "Ann": "en", "Олег": "ru"}
+    state = db_state()
+    bad = import_run(staff, "members", csv_bytes([
+        ["card", "first name", "language"], ["5100003", "Hans", "Deutsch"]]))
+    assert bad.status == ImportJob.Status.REJECTED
+    assert error_of(bad, 2)["column"] == "language"
+    assert db_state() == state
+
+
 def test_members_from_windows_1251_csv_of_russian_excel(staff):
     content = csv_bytes([
         MEMBERS_HEADER_RU,
