@@ -18,3 +18,9 @@ class LoyaltyAdminConfig(AppConfig):
 
     name = "loyalty_admin"
     verbose_name = _("Loyalty back-office")
+
+    def ready(self):
+        # The dashboards' admin (marketing spend) and its export columns; its import kind
+        # is listed in LOYALTY_IMPORT_KINDS.
+        from loyalty_admin.dashboards import admin as dashboards_admin  # noqa: F401
+        from loyalty_admin.dashboards import resources  # noqa: F401

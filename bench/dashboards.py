@@ -1,0 +1,183 @@
+"""Benchmark: the dashboards' roll-ups and pages at full scale (PostgreSQL).
+
+1. The full rebuild of every roll-up from the first day of history, month by month
+   (goal: a two-year history under 10 minutes).
+2. The nightly job for one day: the roll-up of a day (goal under 30 s), then the
+   lifetime value estimate over two years of member-days (printed apart).
+3. The live refresh of today that a dashboard does at most once a minute.
+4. Each dashboard page through Django's test client as a superuser (the whole
+   request), for the default period (last 30 days) and for the last 12 months:
+   3 warm-ups, then N timed requests; median and p95 in ms and SQL queries per request
+   (goal: under 500 ms). Today's live refresh is kept out of the timed requests (it
+   runs at most once a minute; its own time is item 3).
+
+    DATABASE_URL=postgres://... python bench/dashboards.py [--requests 20] [--skip-rebuild]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WARM_UPS = 3
+GOAL_MS = 500.0
+BENCH_USER = "bench-dashboards"
+
+PAGES = ["overview", "points", "retention", "acquisition", "value", "feedback", "compare",
+         "support", "methods"]
+
+
+SLUGS = {"compare": "before-after", "methods": "how-we-compute"}
+
+
+def django_setup() -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loyalty_admin.settings.local")
+    os.environ["DEBUG"] = "0"
+    os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
+    import django
+
+    django.setup()
+
+
+def seconds(started: float) -> str:
+    return f"{time.monotonic() - started:.1f} s"
+
+
+def scale() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM members_member), (SELECT count(*) FROM "
+            "members_purchase), (SELECT count(*) FROM members_purchase WHERE member_id IS NULL),"
+            " (SELECT count(*) FROM members_pointsentry), (SELECT min(purchased_at)::date FROM "
+            "members_purchase), (SELECT max(purchased_at)::date FROM members_purchase)"
+        )
+        members, purchases, other, ledger, first, last = cursor.fetchone()
+    print(f"Data: {members:,} members, {purchases:,} purchases ({other:,} without a member), "
+          f"{ledger:,} ledger rows, purchases from {first} to {last}")
+
+
+def rebuild() -> None:
+    from loyalty_admin.dashboards import rollups
+
+    started = time.monotonic()
+    slowest = []
+
+    def progress(run):
+        slowest.append((run.seconds, run.first_day))
+
+    runs = rollups.rollup_rebuild(progress=progress)
+    total = time.monotonic() - started
+    print(f"Full rebuild: {len(runs)} months in {total:.1f} s "
+          f"({'meets' if total < 600 else 'MISSES'} the 10-minute goal); slowest months: "
+          + ", ".join(f"{day:%Y-%m} {secs:.1f} s" for secs, day in sorted(slowest)[-3:]))
+    table_sizes()
+
+
+def table_sizes() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, n_live_tup, pg_size_pretty(pg_total_relation_size(relid)) "
+            "FROM pg_stat_user_tables WHERE relname LIKE 'loyalty_admin_%%' ORDER BY relname"
+        )
+        print("Roll-up tables: " + "; ".join(f"{name[14:]} {rows:,} rows {size}"
+                                             for name, rows, size in cursor.fetchall()))
+
+
+def nightly() -> None:
+    from django.db import connection
+    from django.utils import timezone
+
+    from loyalty_admin.dashboards import rollups
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    yesterday = timezone.localdate() - timedelta(days=1)
+    started = time.monotonic()
+    rollups.rollup_days(first=yesterday, last=yesterday, trigger=rollups.TRIGGER_NIGHTLY)
+    day = time.monotonic() - started
+    print(f"Nightly roll-up of one day ({yesterday}): {day:.1f} s "
+          f"({'meets' if day < 30 else 'MISSES'} the 30-second goal)")
+    started = time.monotonic()
+    rollups.rollup_days(first=yesterday - timedelta(days=1), last=yesterday,
+                        trigger=rollups.TRIGGER_NIGHTLY)
+    print(f"Nightly roll-up of the two days the job rebuilds: {seconds(started)}")
+    started = time.monotonic()
+    rows = rollups.value_estimates_compute(as_of=yesterday)
+    print(f"Lifetime value estimate (two years of member-days, {rows} groups): {seconds(started)}")
+    started = time.monotonic()
+    rollups.rollup_today_refresh(max_age_seconds=0)
+    print(f"Live refresh of today (at most once a minute, on a page view): {seconds(started)}")
+
+
+def pages(requests: int) -> None:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from loyalty_admin.dashboards import rollups
+
+    user, _created = get_user_model().objects.get_or_create(
+        username=BENCH_USER, defaults={"is_staff": True, "is_superuser": True}
+    )
+    client = Client()
+    client.force_login(user)
+    # Today was just rolled up: keep the live refresh (item 3) out of the timings.
+    rollups.LIVE_MAX_AGE_SECONDS = 10 ** 6
+    rollups.rollup_today_refresh(max_age_seconds=0)
+    worst = 0.0
+    for query in ("", "preset=last_365"):
+        print(f"Pages, {'last 30 days' if not query else 'last 12 months'}:")
+        for name in PAGES:
+            url = f"/admin/dashboards/{SLUGS.get(name, name)}/"
+            url += f"?{query}" if query and name not in ("support", "methods", "compare") else ""
+            for _ in range(WARM_UPS):
+                response = client.get(url)
+            if response.status_code != 200:
+                print(f"  {name:12} HTTP {response.status_code}")
+                continue
+            timings = []
+            for _ in range(requests):
+                with CaptureQueriesContext(connection) as queries:
+                    started = time.perf_counter()
+                    client.get(url)
+                    timings.append((time.perf_counter() - started) * 1000)
+            timings.sort()
+            median = statistics.median(timings)
+            p95 = timings[max(0, round(0.95 * len(timings)) - 1)]
+            worst = max(worst, p95)
+            print(f"  {name:12} median {median:7.1f} ms  p95 {p95:7.1f} ms  "
+                  f"{len(queries.captured_queries)} queries")
+    print(f"Slowest page p95: {worst:.0f} ms ({'meets' if worst < GOAL_MS else 'MISSES'} "
+          f"the {GOAL_MS:.0f} ms goal)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--skip-rebuild", action="store_true")
+    parser.add_argument("--skip-nightly", action="store_true")
+    args = parser.parse_args()
+    django_setup()
+    print(f"Load average: {os.getloadavg()[0]:.2f}")
+    scale()
+    if not args.skip_rebuild:
+        rebuild()
+    if not args.skip_nightly:
+        nightly()
+    pages(args.requests)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,420 @@
+"""The daily roll-ups: set-based SQL from the purchases and the ledger into small tables.
+
+For a range of days each table's rows of those days are deleted and rebuilt by one
+``INSERT ... SELECT ... GROUP BY`` per table, in one transaction, so a run is
+all-or-nothing and running it twice gives the same rows. The SELECTs are Django's own
+(compiled for the database in use, so the same code runs on PostgreSQL and SQLite);
+only the ``INSERT INTO`` around them is ours.
+
+- :func:`rollup_days` rolls up a range of days (the nightly job, the "recompute"
+  action, a rebuild month by month);
+- :func:`rollup_today_refresh` rolls up today when a dashboard opens and today's rows
+  are older than :data:`LIVE_MAX_AGE_SECONDS`: today is computed live;
+- :func:`rollup_rebuild` rebuilds everything from the first purchase, enrolment or
+  ledger row, in one pass;
+- :func:`value_estimates_compute` fills the lifetime value estimates (nightly).
+"""
+
+from __future__ import annotations
+
+import time as clock
+from datetime import date, timedelta
+
+from django.apps import apps
+from django.db import connection, transaction
+from django.db.models import Count, F, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate, TruncMonth
+from django.utils import timezone
+
+from loyalty_admin.dashboards.periods import day_start, month_first, month_last
+from loyalty_admin.models import (
+    CohortMonth,
+    EnrolmentDay,
+    MemberDay,
+    PointsDay,
+    RollupRun,
+    SalesDay,
+    ValueEstimate,
+)
+from members.models import Member, PointsEntry, Purchase
+from rewards.models import MemberTier
+
+# Today's rows are rebuilt when a dashboard opens and they are older than this.
+LIVE_MAX_AGE_SECONDS = 60
+# A live run that has not finished after this long is taken for dead and asked again.
+LIVE_STALE_SECONDS = 600
+# Ledger kinds that make a member active without a purchase: spending points. Earning
+# them (an accrual) comes with a purchase, which counts already: reading accruals again
+# would double the member-days table for nothing.
+SPENDING_KINDS = (PointsEntry.Kind.REDEMPTION,)
+# PostgreSQL advisory-lock key of the roll-up: one run at a time ("DASH").
+_LOCK_KEY = 0x44415348
+
+TRIGGER_NIGHTLY, TRIGGER_LIVE, TRIGGER_RECOMPUTE, TRIGGER_REBUILD = (
+    "nightly", "live", "recompute", "rebuild",
+)
+
+
+# ------------------------------------------------------------------ SQL plumbing
+
+
+def _insert_select(model, columns: list[str], queryset: QuerySet) -> int:
+    """Run ``INSERT INTO <model's table> (columns) <queryset's SELECT>``; return the rows.
+
+    ``queryset`` must be a ``values_list`` of exactly ``columns``' values, in order.
+    """
+    sql, params = queryset.query.sql_with_params()
+    table = model._meta.db_table
+    names = ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in columns)
+    with connection.cursor() as cursor:
+        # Table and column names are the model's; the SELECT is Django's compiled query.
+        cursor.execute(f"INSERT INTO {table} ({names}) {sql}", params)  # noqa: S608
+        return cursor.rowcount
+
+
+def _execute(sql: str, params: list) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _lock() -> None:
+    """Serialise roll-up runs (nightly, live, recompute) until the transaction ends.
+
+    SQLite writers are serialised by the database itself. On PostgreSQL the run also
+    turns JIT compilation off: the planner's estimates of these aggregates are high
+    enough to compile them, which costs more (0.7 s a statement) than it saves.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+            cursor.execute("SET LOCAL jit = off")
+
+
+def _tier():
+    """The member's current tier id (empty without a tier or without a member).
+
+    A subquery on the tier's primary key rather than a join through the member table:
+    the rows of a purchase or ledger roll-up need nothing else from the member.
+    """
+    tier = MemberTier.objects.filter(member_id=OuterRef("member_id")).values("tier_id")
+    return Subquery(tier[:1])
+
+
+# ------------------------------------------------------------------ the tables
+
+
+def _sales(first: date, last: date) -> int:
+    purchases = (
+        Purchase.objects.filter(purchased_at__gte=day_start(first),
+                                purchased_at__lt=day_start(last + timedelta(days=1)))
+        .annotate(
+            rollup_day=TruncDate("purchased_at"), rollup_tier=_tier(),
+            rollup_member=Q(member_id__isnull=False),
+        )
+        .values("rollup_day", "store_id", "rollup_tier", "rollup_member")
+        .annotate(n=Count("id"), revenue=Sum("total"), refunded=Sum("refunded_total"))
+        .values_list("rollup_day", "store_id", "rollup_tier", "rollup_member", "n", "revenue",
+                     "refunded")
+        .order_by()
+    )
+    return _insert_select(
+        SalesDay,
+        ["day", "store_id", "tier_id", "is_member", "purchases", "revenue", "refunded"],
+        purchases,
+    )
+
+
+def _points(first: date, last: date) -> int:
+    entries = (
+        PointsEntry.objects.filter(created_at__gte=day_start(first),
+                                   created_at__lt=day_start(last + timedelta(days=1)))
+        .annotate(rollup_day=TruncDate("created_at"), rollup_tier=_tier())
+        .values("rollup_day", "rollup_tier", "kind")
+        .annotate(
+            points_in=Coalesce(Sum("amount", filter=Q(amount__gt=0)), 0),
+            points_out=Coalesce(Sum(-F("amount"), filter=Q(amount__lt=0)), 0),
+            n=Count("id"),
+        )
+        .values_list("rollup_day", "rollup_tier", "kind", "points_in", "points_out", "n")
+        .order_by()
+    )
+    return _insert_select(
+        PointsDay, ["day", "tier_id", "kind", "points_in", "points_out", "entries"], entries
+    )
+
+
+def _enrolments(first: date, last: date) -> int:
+    members = (
+        Member.objects.filter(enrolled_at__gte=day_start(first),
+                              enrolled_at__lt=day_start(last + timedelta(days=1)))
+        .annotate(rollup_day=TruncDate("enrolled_at"), rollup_tier=F("tier_status__tier_id"))
+        .values("rollup_day", "rollup_tier")
+        .annotate(n=Count("id"))
+        .values_list("rollup_day", "rollup_tier", "n")
+        .order_by()
+    )
+    return _insert_select(EnrolmentDay, ["day", "tier_id", "members"], members)
+
+
+def _member_days(first: date, last: date) -> int:
+    start, end = day_start(first), day_start(last + timedelta(days=1))
+    bought = (
+        Purchase.objects.filter(member__isnull=False, purchased_at__gte=start, purchased_at__lt=end)
+        .annotate(
+            rollup_day=TruncDate("purchased_at"), rollup_tier=_tier(),
+            rollup_enrolled=TruncDate("member__enrolled_at"),
+        )
+        .values("rollup_day", "member_id", "store_id", "rollup_tier", "rollup_enrolled")
+        .annotate(n=Count("id"), revenue=Sum("total"))
+        .values_list("rollup_day", "member_id", "store_id", "rollup_tier", "rollup_enrolled",
+                     "n", "revenue")
+        # Stored in day order, a period's member-days are neighbours on disk.
+        .order_by("rollup_day")
+    )
+    rows = _insert_select(
+        MemberDay,
+        ["day", "member_id", "store_id", "tier_id", "enrolled_on", "purchases", "revenue"],
+        bought,
+    )
+    moved = (
+        PointsEntry.objects.filter(
+            kind__in=SPENDING_KINDS, created_at__gte=start, created_at__lt=end
+        )
+        .annotate(
+            rollup_day=TruncDate("created_at"), rollup_tier=_tier(),
+            rollup_enrolled=TruncDate("member__enrolled_at"),
+        )
+        .values("rollup_day", "member_id", "rollup_tier", "rollup_enrolled")
+        .annotate(spent=Coalesce(Sum(-F("amount")), 0))
+        .values_list("rollup_day", "member_id", "rollup_tier", "rollup_enrolled", "spent")
+        .order_by()
+    )
+    rows += _insert_select(
+        MemberDay, ["day", "member_id", "tier_id", "enrolled_on", "points_spent"], moved,
+    )
+    _first_purchases_flag(first, last)
+    return rows
+
+
+def _first_purchases_flag(first: date, last: date) -> None:
+    """Mark the member-days that are the member's first purchase ever.
+
+    For every member who bought in the range: their first day with a purchase in the
+    whole table (the rebuild starts at the first purchase, so every earlier day is
+    there) is flagged if it falls in the range. A purchase recorded late for an earlier
+    day makes a later flag wrong: it is cleared. One grouped pass, not a probe per row.
+    """
+    table = connection.ops.quote_name(MemberDay._meta.db_table)
+    buyers = (f"SELECT b.member_id FROM {table} b "  # noqa: S608 - the model's table
+              f"WHERE b.day >= %s AND b.day <= %s AND b.purchases > 0")
+    # Plain SQL that PostgreSQL and SQLite (3.33+) both run; the names are the model's.
+    _execute(
+        f"UPDATE {table} SET first_purchase = %s FROM ("  # noqa: S608
+        f"SELECT f.member_id AS buyer, MIN(f.day) AS first_day FROM {table} f "
+        f"WHERE f.purchases > 0 AND f.member_id IN ({buyers}) GROUP BY f.member_id) firsts "
+        f"WHERE {table}.member_id = firsts.buyer AND {table}.day = firsts.first_day "
+        f"AND {table}.purchases > 0 AND {table}.day >= %s AND {table}.day <= %s",
+        [True, first, last, first, last],
+    )
+    _execute(
+        f"UPDATE {table} SET first_purchase = %s "  # noqa: S608
+        f"WHERE first_purchase = %s AND day > %s AND member_id IN ({buyers})",
+        [False, True, last, first, last],
+    )
+
+
+def _cohorts(first: date, last: date) -> int:
+    """Rebuild the cohort rows of every month the range touches, from the member-days."""
+    months_first, months_last = month_first(first), month_last(last)
+    CohortMonth.objects.filter(month__gte=months_first, month__lte=months_last).delete()
+    bought = MemberDay.objects.filter(day__gte=months_first, day__lte=months_last, purchases__gt=0)
+    per_tier = (
+        bought.annotate(cohort_m=TruncMonth("enrolled_on"), month_m=TruncMonth("day"),
+                        total=Value(False))
+        .values("cohort_m", "month_m", "tier_id", "total")
+        .annotate(n=Count("member_id", distinct=True))
+        .values_list("cohort_m", "month_m", "tier_id", "total", "n")
+        .order_by()
+    )
+    rows = _insert_select(
+        CohortMonth, ["cohort", "month", "tier_id", "all_tiers", "members"], per_tier
+    )
+    every_tier = (
+        bought.annotate(cohort_m=TruncMonth("enrolled_on"), month_m=TruncMonth("day"),
+                        total=Value(True))
+        .values("cohort_m", "month_m", "total")
+        .annotate(n=Count("member_id", distinct=True))
+        .values_list("cohort_m", "month_m", "total", "n")
+        .order_by()
+    )
+    rows += _insert_select(CohortMonth, ["cohort", "month", "all_tiers", "members"], every_tier)
+    return rows
+
+
+# ------------------------------------------------------------------ runs
+
+
+def rollup_days(
+    *, first: date, last: date, trigger: str = TRIGGER_RECOMPUTE, user_id: int | None = None,
+    run_id: int | None = None,
+) -> RollupRun:
+    """Rebuild every roll-up table's rows of days ``first`` to ``last`` (both included).
+
+    One transaction: the dashboards see the old rows or the new ones, never half. Safe
+    to run twice; runs are serialised. Returns the logged run (``run_id``: a run logged
+    when it was asked for).
+    """
+    if last < first:
+        raise ValueError("The last day comes before the first.")
+    started = clock.monotonic()
+    with transaction.atomic():
+        _lock()
+        run = RollupRun.objects.filter(pk=run_id).first() if run_id else None
+        if run is None:
+            run = RollupRun.objects.create(
+                first_day=first, last_day=last, trigger=trigger, requested_by_id=user_id
+            )
+        days = {"day__gte": first, "day__lte": last}
+        for model in (SalesDay, PointsDay, EnrolmentDay, MemberDay):
+            model.objects.filter(**days).delete()
+        _sales(first, last)
+        _points(first, last)
+        _enrolments(first, last)
+        _member_days(first, last)
+        _cohorts(first, last)
+        run.finished_at = timezone.now()
+        run.seconds = round(clock.monotonic() - started, 3)
+        run.save(update_fields=["finished_at", "seconds"])
+    return run
+
+
+def rollup_today_refresh(*, max_age_seconds: int | None = None) -> bool:
+    """Have today rolled up again if its rows are older than ``max_age_seconds``.
+
+    Called when a dashboard opens. The work is a Celery task, so a page never waits for
+    it (at full scale it takes tens of seconds); without a broker (the embedded setup)
+    the task runs at once, in the request. A run requested and not yet finished counts
+    as fresh, so many pages opened at once ask for one run. Returns whether it asked.
+    """
+    from loyalty_admin.tasks import rollups_today
+    from members.broker_health import task_submit
+
+    if max_age_seconds is None:
+        max_age_seconds = LIVE_MAX_AGE_SECONDS
+    today = timezone.localdate()
+    now = timezone.now()
+    fresh = Q(finished_at__gte=now - timedelta(seconds=max_age_seconds)) | Q(
+        finished_at__isnull=True, trigger=TRIGGER_LIVE,
+        started_at__gte=now - timedelta(seconds=max(max_age_seconds, LIVE_STALE_SECONDS)),
+    )
+    if RollupRun.objects.filter(fresh, first_day__lte=today, last_day__gte=today).exists():
+        return False
+    run = RollupRun.objects.create(first_day=today, last_day=today, trigger=TRIGGER_LIVE)
+    # One row per day is enough in the log for the live refresh.
+    RollupRun.objects.filter(trigger=TRIGGER_LIVE, first_day=today, id__lt=run.pk,
+                             finished_at__isnull=False).delete()
+    # A page never fails for the task queue: with the broker down, today waits for it.
+    if not task_submit(rollups_today, run.pk):
+        run.delete()
+        return False
+    return True
+
+
+def history_first_day() -> date | None:
+    """Return the first day with a purchase, an enrolment or a ledger row (None: empty)."""
+    firsts = [
+        Purchase.objects.aggregate(first=Min("purchased_at"))["first"],
+        Member.objects.aggregate(first=Min("enrolled_at"))["first"],
+        PointsEntry.objects.aggregate(first=Min("created_at"))["first"],
+    ]
+    firsts = [timezone.localdate(moment) for moment in firsts if moment is not None]
+    return min(firsts) if firsts else None
+
+
+def rollup_rebuild(*, user_id: int | None = None, progress=None) -> list[RollupRun]:
+    """Rebuild every roll-up from the first day of history to today, in one run."""
+    first = history_first_day()
+    today = timezone.localdate()
+    with transaction.atomic():
+        _lock()
+        for model in (SalesDay, PointsDay, EnrolmentDay, MemberDay, CohortMonth):
+            model.objects.all().delete()
+    if first is None:
+        return []
+    # One pass over the whole history: the purchases and the ledger are read once
+    # (month by month, a table not stored in time order would be read once a month).
+    run = rollup_days(first=first, last=today, trigger=TRIGGER_REBUILD, user_id=user_id)
+    if progress:
+        progress(run)
+    return [run]
+
+
+# ------------------------------------------------------------------ value estimates
+
+
+def value_estimates_compute(*, as_of: date) -> int:
+    """Compute the lifetime value inputs per tier and RFM segment as of ``as_of``.
+
+    Over the 12 months to ``as_of`` and the 12 months before, per member: whether they
+    bought in each, and their revenue in the last 12 months; then per group: members who
+    bought, those of them who also bought the year before, and the revenue. Grouped by
+    the member's current tier and current RFM segment. Replaces the rows of ``as_of``.
+    """
+    year_first = as_of - timedelta(days=364)
+    before_first = year_first - timedelta(days=365)
+    table = connection.ops.quote_name(MemberDay._meta.db_table)
+    tier_table = connection.ops.quote_name(apps.get_model("rewards", "MemberTier")._meta.db_table)
+    # Table names are the models'; every value is a parameter.
+    per_member = (
+        f"SELECT md.member_id AS member_id, "  # noqa: S608
+        f"MAX(CASE WHEN md.day >= %s AND md.purchases > 0 THEN 1 ELSE 0 END) AS now_b, "
+        f"MAX(CASE WHEN md.day < %s AND md.purchases > 0 THEN 1 ELSE 0 END) AS before_b, "
+        f"SUM(CASE WHEN md.day >= %s THEN md.revenue ELSE 0 END) AS revenue "
+        f"FROM {table} md WHERE md.day >= %s AND md.day <= %s GROUP BY md.member_id"
+    )
+    params = [year_first, year_first, year_first, before_first, as_of]
+    groups = [("all", "''", "")]
+    groups.append(("tier", "COALESCE(CAST(mt.tier_id AS VARCHAR(20)), '')",
+                   f"LEFT JOIN {tier_table} mt ON mt.member_id = m.member_id"))
+    try:
+        rfm = apps.get_model("campaigns", "MemberRfm")
+    except LookupError:
+        rfm = None
+    if rfm is not None:
+        rfm_table = connection.ops.quote_name(rfm._meta.db_table)
+        groups.append(("segment", "COALESCE(rfm.segment, '')",
+                       f"LEFT JOIN {rfm_table} rfm ON rfm.member_id = m.member_id"))
+    rows = []
+    with transaction.atomic():
+        ValueEstimate.objects.filter(computed_on=as_of).delete()
+        with connection.cursor() as cursor:
+            for group, key, join in groups:
+                # A constant cannot be grouped by on PostgreSQL: "all" is one row anyway.
+                group_by = f"GROUP BY {key}" if join else ""
+                cursor.execute(
+                    f"SELECT {key} AS k, SUM(m.now_b), SUM(CASE WHEN m.now_b = 1 AND "  # noqa: S608
+                    f"m.before_b = 1 THEN 1 ELSE 0 END), SUM(m.before_b), SUM(m.revenue) "
+                    f"FROM ({per_member}) m {join} {group_by}",
+                    params,
+                )
+                rows += [
+                    ValueEstimate(
+                        computed_on=as_of, group=group, key=k or "", active_members=now or 0,
+                        retained_members=kept or 0, previous_members=before or 0,
+                        revenue=revenue or 0,
+                    )
+                    for k, now, kept, before, revenue in cursor.fetchall()
+                ]
+        ValueEstimate.objects.bulk_create(rows)
+        ValueEstimate.objects.filter(computed_on__lt=as_of - timedelta(days=7)).delete()
+    return len(rows)
+
+
+def rollup_nightly() -> RollupRun:
+    """The nightly job: roll up yesterday and the day before (late receipts), then value."""
+    yesterday = timezone.localdate() - timedelta(days=1)
+    run = rollup_days(first=yesterday - timedelta(days=1), last=yesterday,
+                      trigger=TRIGGER_NIGHTLY)
+    value_estimates_compute(as_of=yesterday)
+    return run

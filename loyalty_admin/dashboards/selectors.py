@@ -1,0 +1,665 @@
+"""The dashboards' figures, read from the daily roll-ups: one query per widget.
+
+Each function takes a :class:`Scope` (the period, the period it is compared with, the
+store and tier filters) and returns plain numbers; the formulas are on the "How we
+compute this" page (``templates/admin/dashboards/methods.html``) and in
+``docs/readme/dashboards.md``. Every count of distinct members reads
+:class:`~loyalty_admin.models.MemberDay`; every sum reads the smaller per-day tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.apps import apps
+from django.db import connection
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import Coalesce, TruncMonth, TruncWeek
+
+from loyalty_admin.dashboards.periods import Period, month_first, months_add
+from loyalty_admin.models import (
+    CohortMonth,
+    EnrolmentDay,
+    MarketingSpend,
+    MemberDay,
+    PointsDay,
+    SalesDay,
+    ValueEstimate,
+)
+from members.models import PointsEntry
+
+DEFAULT_CHURN_DAYS = 90
+CHURN_CHOICES = (30, 60, 90, 180, 365)
+# Kinds whose positive amounts are points issued; reversals and returns undo earlier ones.
+ISSUING_KINDS = (
+    PointsEntry.Kind.ACCRUAL, PointsEntry.Kind.REFERRAL, PointsEntry.Kind.WELCOME,
+    PointsEntry.Kind.BIRTHDAY, PointsEntry.Kind.CAMPAIGN, PointsEntry.Kind.GOODWILL,
+    PointsEntry.Kind.ADJUSTMENT, PointsEntry.Kind.OPENING,
+)
+LIFETIME_CAP_YEARS = 10
+ZERO = Decimal("0")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a dashboard shows: ``period`` against ``previous``, for a store and a tier."""
+
+    period: Period
+    previous: Period
+    store_id: int | None = None
+    tier_id: int | None = None
+    churn_days: int = DEFAULT_CHURN_DAYS
+
+    @classmethod
+    def of(cls, period: Period, **filters) -> Scope:
+        return cls(period=period, previous=period.previous(), **filters)
+
+
+def ratio(part, whole, *, percent: bool = False) -> Decimal | None:
+    """Return ``part / whole`` (× 100 with ``percent``) to 4 places; None when undefined."""
+    if part is None or not whole:
+        return None
+    value = Decimal(part) / Decimal(whole) * (100 if percent else 1)
+    return value.quantize(Decimal("0.0001"))
+
+
+@dataclass
+class Pair:
+    """A figure now and in the period it is compared with."""
+
+    now: object
+    before: object
+
+    @property
+    def change(self) -> Decimal | None:
+        """Relative change in percent; None when there is nothing to compare with."""
+        if self.now is None or self.before in (None, 0):
+            return None
+        return ratio(Decimal(self.now) - Decimal(self.before), abs(Decimal(self.before)),
+                     percent=True)
+
+
+# ------------------------------------------------------------------ sales
+
+
+def _in(period: Period) -> Q:
+    return Q(day__gte=period.first, day__lte=period.last)
+
+
+def _sales_rows(scope: Scope):
+    rows = SalesDay.objects.all()
+    if scope.store_id:
+        rows = rows.filter(store_id=scope.store_id)
+    if scope.tier_id:
+        # Non-members have no tier: the comparison keeps all of them.
+        rows = rows.filter(Q(is_member=False) | Q(tier_id=scope.tier_id))
+    return rows
+
+
+@dataclass
+class SalesSummary:
+    member_purchases: Pair
+    member_revenue: Pair
+    other_purchases: Pair
+    other_revenue: Pair
+    refunded: Pair
+
+    @property
+    def purchases(self) -> Pair:
+        return Pair(self.member_purchases.now + self.other_purchases.now,
+                    self.member_purchases.before + self.other_purchases.before)
+
+    @property
+    def revenue(self) -> Pair:
+        return Pair(self.member_revenue.now + self.other_revenue.now,
+                    self.member_revenue.before + self.other_revenue.before)
+
+    @property
+    def member_aov(self) -> Pair:
+        return Pair(ratio(self.member_revenue.now, self.member_purchases.now),
+                    ratio(self.member_revenue.before, self.member_purchases.before))
+
+    @property
+    def other_aov(self) -> Pair:
+        return Pair(ratio(self.other_revenue.now, self.other_purchases.now),
+                    ratio(self.other_revenue.before, self.other_purchases.before))
+
+    @property
+    def member_revenue_share(self) -> Pair:
+        return Pair(ratio(self.member_revenue.now, self.revenue.now, percent=True),
+                    ratio(self.member_revenue.before, self.revenue.before, percent=True))
+
+    @property
+    def participation(self) -> Pair:
+        return Pair(ratio(self.member_purchases.now, self.purchases.now, percent=True),
+                    ratio(self.member_purchases.before, self.purchases.before, percent=True))
+
+
+def sales_summary(scope: Scope) -> SalesSummary:
+    """Return purchases and revenue of members and non-members, now and before (1 query)."""
+    figures = {}
+    for name, period in (("now", scope.period), ("before", scope.previous)):
+        inside = _in(period)
+        figures.update({
+            f"mp_{name}": Coalesce(Sum("purchases", filter=inside & Q(is_member=True)), 0),
+            f"mr_{name}": Coalesce(Sum("revenue", filter=inside & Q(is_member=True)), ZERO),
+            f"op_{name}": Coalesce(Sum("purchases", filter=inside & Q(is_member=False)), 0),
+            f"or_{name}": Coalesce(Sum("revenue", filter=inside & Q(is_member=False)), ZERO),
+            f"rf_{name}": Coalesce(Sum("refunded", filter=inside), ZERO),
+        })
+    span = Q(day__gte=min(scope.previous.first, scope.period.first),
+             day__lte=max(scope.previous.last, scope.period.last))
+    values = _sales_rows(scope).filter(span).aggregate(**figures)
+    return SalesSummary(*(
+        Pair(values[f"{key}_now"], values[f"{key}_before"])
+        for key in ("mp", "mr", "op", "or", "rf")
+    ))
+
+
+def aov_by_tier(scope: Scope) -> list[dict]:
+    """Return purchases, revenue and average order value per tier in the period, members
+    without a tier and non-members included (``tier_id`` None, ``is_member`` apart)."""
+    rows = (
+        _sales_rows(scope).filter(_in(scope.period))
+        .values("is_member", "tier_id")
+        .annotate(purchases=Sum("purchases"), revenue=Sum("revenue"))
+        .order_by("-is_member", "tier_id")
+    )
+    return [{**row, "aov": ratio(row["revenue"], row["purchases"])} for row in rows]
+
+
+def grain_for(period: Period) -> str:
+    """Return the bucket of a trend chart: days up to two months, then weeks, then months."""
+    if period.days <= 62:
+        return "day"
+    if period.days <= 190:
+        return "week"
+    return "month"
+
+
+def buckets(period: Period) -> list[date]:
+    """Return the first day of every bucket of the period's trend, in order."""
+    grain = grain_for(period)
+    if grain == "day":
+        return [period.first + timedelta(days=k) for k in range(period.days)]
+    if grain == "week":
+        first = period.first - timedelta(days=period.first.weekday())
+        return [first + timedelta(weeks=k) for k in range((period.last - first).days // 7 + 1)]
+    months, month = [], month_first(period.first)
+    while month <= period.last:
+        months.append(month)
+        month = months_add(month, 1)
+    return months
+
+
+def _filled(rows: list[dict], period: Period, zero: dict) -> list[dict]:
+    """Return one row per bucket: days, weeks or months without activity hold zeros."""
+    found = {row["bucket"]: row for row in rows}
+    return [found.get(bucket, {"bucket": bucket, **zero}) for bucket in buckets(period)]
+
+
+def _bucketed(queryset, period: Period):
+    grain = grain_for(period)
+    if grain == "day":
+        return queryset.annotate(bucket=F("day")), grain
+    trunc = TruncWeek if grain == "week" else TruncMonth
+    return queryset.annotate(bucket=trunc("day")), grain
+
+
+def sales_trend(scope: Scope) -> tuple[str, list[dict]]:
+    """Return the grain and, per bucket, member and non-member purchases and revenue."""
+    rows, grain = _bucketed(_sales_rows(scope).filter(_in(scope.period)), scope.period)
+    rows = (
+        rows.values("bucket")
+        .annotate(
+            member_purchases=Coalesce(Sum("purchases", filter=Q(is_member=True)), 0),
+            member_revenue=Coalesce(Sum("revenue", filter=Q(is_member=True)), ZERO),
+            other_purchases=Coalesce(Sum("purchases", filter=Q(is_member=False)), 0),
+            other_revenue=Coalesce(Sum("revenue", filter=Q(is_member=False)), ZERO),
+        )
+        .order_by("bucket")
+    )
+    zero = {"member_purchases": 0, "member_revenue": ZERO, "other_purchases": 0,
+            "other_revenue": ZERO}
+    return grain, _filled(list(rows), scope.period, zero)
+
+
+# ------------------------------------------------------------------ members
+
+
+@dataclass
+class MembersSummary:
+    total: Pair
+    new: Pair
+    active: Pair
+    buyers: Pair
+    previous_buyers: Pair
+    retained: Pair
+    new_buyers: Pair
+    repeat_buyers: Pair
+    member_purchases: Pair
+    churn_base: Pair = field(default_factory=lambda: Pair(0, 0))
+    churn_active: Pair = field(default_factory=lambda: Pair(0, 0))
+
+    @property
+    def crr(self) -> Pair:
+        """Customer retention rate ((E − N) / S) × 100."""
+        return Pair(*(
+            ratio(getattr(self.buyers, w) - getattr(self.new_buyers, w),
+                  getattr(self.previous_buyers, w), percent=True)
+            for w in ("now", "before")
+        ))
+
+    @property
+    def strict_retention(self) -> Pair:
+        """|S ∩ E| / |S| × 100."""
+        return Pair(*(
+            ratio(getattr(self.retained, w), getattr(self.previous_buyers, w), percent=True)
+            for w in ("now", "before")
+        ))
+
+    @property
+    def repeat_rate(self) -> Pair:
+        return Pair(*(
+            ratio(getattr(self.repeat_buyers, w), getattr(self.buyers, w), percent=True)
+            for w in ("now", "before")
+        ))
+
+    @property
+    def frequency(self) -> Pair:
+        """Purchases per active member (member purchases / members active)."""
+        return Pair(*(
+            ratio(getattr(self.member_purchases, w), getattr(self.active, w))
+            for w in ("now", "before")
+        ))
+
+    @property
+    def churn(self) -> Pair:
+        return Pair(*(
+            ratio(getattr(self.churn_base, w) - getattr(self.churn_active, w),
+                  getattr(self.churn_base, w), percent=True)
+            for w in ("now", "before")
+        ))
+
+
+def _member_day_filters(scope: Scope) -> tuple[str, list]:
+    sql, params = "", []
+    if scope.store_id:
+        sql += " AND md.store_id = %s"
+        params.append(scope.store_id)
+    if scope.tier_id:
+        sql += " AND md.tier_id = %s"
+        params.append(scope.tier_id)
+    return sql, params
+
+
+def _enrolment_rows(scope: Scope):
+    rows = EnrolmentDay.objects.all()
+    if scope.tier_id:
+        rows = rows.filter(tier_id=scope.tier_id)
+    return rows
+
+
+def members_summary(scope: Scope) -> MembersSummary:
+    """Return the member counts of the period and the period before (3 queries).
+
+    Retention of the period before needs the period before that: three periods of
+    member-days are read in one pass, grouped by member.
+    """
+    now, before = scope.period, scope.previous
+    earlier = before.previous()
+    table = connection.ops.quote_name(MemberDay._meta.db_table)
+    # The first purchase ever counts wherever it was made: the store filter goes into
+    # each condition but that one, not into WHERE. The id is an int, never text.
+    at_store = f" AND md.store_id = {int(scope.store_id)}" if scope.store_id else ""
+    where, filter_params = _member_day_filters(replace(scope, store_id=None))
+
+    def flag(condition: str) -> str:
+        return f"MAX(CASE WHEN md.day >= %s AND md.day <= %s AND {condition} THEN 1 ELSE 0 END)"
+
+    bought, anything = f"md.purchases > 0{at_store}", f"1 = 1{at_store}"
+    count = f"SUM(CASE WHEN md.day >= %s AND md.day <= %s{at_store} THEN md.purchases ELSE 0 END)"
+    per_member = (
+        f"SELECT md.member_id, "  # noqa: S608 - the model's table; values are parameters
+        f"{flag(bought)} AS b0, {flag(bought)} AS b1, {flag(bought)} AS b2, "
+        f"{flag(anything)} AS a1, {flag(anything)} AS a2, "
+        f"{flag('md.first_purchase')} AS f1, {flag('md.first_purchase')} AS f2, "
+        f"{count} AS n1, {count} AS n2 "
+        f"FROM {table} md WHERE md.day >= %s AND md.day <= %s{where} GROUP BY md.member_id"
+    )
+    params = [
+        earlier.first, earlier.last, before.first, before.last, now.first, now.last,
+        before.first, before.last, now.first, now.last,
+        before.first, before.last, now.first, now.last,
+        before.first, before.last, now.first, now.last,
+        earlier.first, now.last, *filter_params,
+    ]
+    with connection.cursor() as cursor:
+        # Table name is the model's; every value is a parameter.
+        cursor.execute(
+            "SELECT SUM(a1), SUM(a2), SUM(b0), SUM(b1), SUM(b2), "  # noqa: S608
+            "SUM(CASE WHEN b0 = 1 AND b1 = 1 THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN b1 = 1 AND b2 = 1 THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN b1 = 1 AND f1 = 1 THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN b2 = 1 AND f2 = 1 THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN n1 >= 2 THEN 1 ELSE 0 END), SUM(CASE WHEN n2 >= 2 THEN 1 ELSE 0 END), "
+            f"SUM(n1), SUM(n2) FROM ({per_member}) m",
+            params,
+        )
+        (a1, a2, b0, b1, b2, kept1, kept2, new1, new2, rep1, rep2, n1, n2) = (
+            int(value or 0) for value in cursor.fetchone()
+        )
+    base_now = now.last - timedelta(days=scope.churn_days)
+    base_before = before.last - timedelta(days=scope.churn_days)
+    enrolled = _enrolment_rows(scope).filter(day__lte=now.last).aggregate(
+        total_now=Coalesce(Sum("members"), 0),
+        total_before=Coalesce(Sum("members", filter=Q(day__lte=before.last)), 0),
+        new_now=Coalesce(Sum("members", filter=_in(now)), 0),
+        new_before=Coalesce(Sum("members", filter=_in(before)), 0),
+        base_now=Coalesce(Sum("members", filter=Q(day__lte=base_now)), 0),
+        base_before=Coalesce(Sum("members", filter=Q(day__lte=base_before)), 0),
+    )
+    churn_now, churn_before = _churn_active(scope, base_now, base_before)
+    return MembersSummary(
+        total=Pair(enrolled["total_now"], enrolled["total_before"]),
+        new=Pair(enrolled["new_now"], enrolled["new_before"]),
+        active=Pair(a2, a1), buyers=Pair(b2, b1), previous_buyers=Pair(b1, b0),
+        retained=Pair(kept2, kept1), new_buyers=Pair(new2, new1),
+        repeat_buyers=Pair(rep2, rep1), member_purchases=Pair(n2, n1),
+        churn_base=Pair(enrolled["base_now"], enrolled["base_before"]),
+        churn_active=Pair(churn_now, churn_before),
+    )
+
+
+def _churn_active(scope: Scope, base_now: date, base_before: date) -> tuple[int, int]:
+    """Return how many members enrolled by each base day bought in the window after it."""
+    now, before = scope.period, scope.previous
+    table = connection.ops.quote_name(MemberDay._meta.db_table)
+    where, filter_params = _member_day_filters(scope)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT SUM(w1), SUM(w2) FROM (SELECT md.member_id, "  # noqa: S608
+            "MAX(CASE WHEN md.day > %s AND md.day <= %s AND md.enrolled_on <= %s "
+            "THEN 1 ELSE 0 END) AS w1, "
+            "MAX(CASE WHEN md.day > %s AND md.day <= %s AND md.enrolled_on <= %s "
+            "THEN 1 ELSE 0 END) AS w2 "
+            f"FROM {table} md WHERE md.purchases > 0 AND md.day > %s AND md.day <= %s{where} "
+            "GROUP BY md.member_id) m",
+            [base_before, before.last, base_before, base_now, now.last, base_now,
+             min(base_before, base_now), max(before.last, now.last), *filter_params],
+        )
+        w1, w2 = cursor.fetchone()
+    return int(w2 or 0), int(w1 or 0)
+
+
+def members_trend(scope: Scope) -> tuple[str, list[dict]]:
+    """Return per bucket of the period: members enrolled (1 query)."""
+    rows, grain = _bucketed(_enrolment_rows(scope).filter(_in(scope.period)), scope.period)
+    rows = rows.values("bucket").annotate(new=Sum("members")).order_by("bucket")
+    return grain, _filled(list(rows), scope.period, {"new": 0})
+
+
+def tier_distribution() -> list[dict]:
+    """Return members per tier now, and those without a tier (``tier_id`` None; 2 queries).
+
+    Read live: a member's current tier is one row each, counted on its index.
+    """
+    member_tier = apps.get_model("rewards", "MemberTier")
+    rows = list(member_tier.objects.values("tier_id").annotate(members=Count("pk"))
+                .order_by("tier_id"))
+    everyone = EnrolmentDay.objects.aggregate(n=Coalesce(Sum("members"), 0))["n"]
+    without = everyone - sum(row["members"] for row in rows)
+    if without > 0:
+        rows.append({"tier_id": None, "members": without})
+    return rows
+
+
+# ------------------------------------------------------------------ cohorts
+
+
+def cohort_triangle(scope: Scope, *, cohorts: int = 12) -> tuple[list[date], list[dict]]:
+    """Return the enrolment months and, per cohort, its size and buyers per month since.
+
+    The last ``cohorts`` enrolment months up to the period's last month; each row is
+    ``{"cohort": month, "size": n, "active": [n0, n1, ...]}`` with ``active[k]`` the
+    members of the cohort who bought in its k-th month (0: the month they enrolled).
+    Two queries.
+    """
+    last_month = month_first(scope.period.last)
+    first_month = months_add(last_month, -(cohorts - 1))
+    months = [months_add(first_month, k) for k in range(cohorts)]
+    sizes = {
+        row["month"]: row["n"]
+        for row in _enrolment_rows(scope).filter(day__gte=first_month, day__lte=scope.period.last)
+        .annotate(month=TruncMonth("day")).values("month").annotate(n=Sum("members"))
+    }
+    cells = CohortMonth.objects.filter(
+        cohort__gte=first_month, cohort__lte=last_month, month__lte=last_month
+    )
+    cells = cells.filter(tier_id=scope.tier_id, all_tiers=False) if scope.tier_id else cells.filter(
+        all_tiers=True
+    )
+    active = {(c, m): n for c, m, n in cells.values_list("cohort", "month", "members")}
+    rows = []
+    for cohort in months:
+        span = (last_month.year - cohort.year) * 12 + last_month.month - cohort.month
+        rows.append({
+            "cohort": cohort,
+            "size": sizes.get(cohort, 0),
+            "active": [active.get((cohort, months_add(cohort, k)), 0) for k in range(span + 1)],
+        })
+    return months, rows
+
+
+# ------------------------------------------------------------------ points
+
+
+@dataclass
+class PointsSummary:
+    issued: Pair
+    redeemed: Pair
+    expired: Pair
+    balance: Pair
+    by_kind: list[dict]
+    point_value: Decimal
+
+    @property
+    def redemption_rate(self) -> Pair:
+        return Pair(ratio(self.redeemed.now, self.issued.now, percent=True),
+                    ratio(self.redeemed.before, self.issued.before, percent=True))
+
+    @property
+    def breakage(self) -> Pair:
+        return Pair(ratio(self.expired.now, self.issued.now, percent=True),
+                    ratio(self.expired.before, self.issued.before, percent=True))
+
+    @property
+    def liability(self) -> Pair:
+        return Pair(*(
+            (Decimal(getattr(self.balance, w)) * self.point_value).quantize(Decimal("0.01"))
+            for w in ("now", "before")
+        ))
+
+
+def _points_rows(scope: Scope):
+    rows = PointsDay.objects.all()
+    if scope.tier_id:
+        rows = rows.filter(tier_id=scope.tier_id)
+    return rows
+
+
+def points_summary(scope: Scope, *, point_value: Decimal) -> PointsSummary:
+    """Return points issued, redeemed, expired per period and the balance at each end.
+
+    One query grouped by kind. Points do not depend on the store filter.
+    """
+    now, before = scope.period, scope.previous
+    rows = list(
+        _points_rows(scope).filter(day__lte=now.last).values("kind").annotate(
+            in_now=Coalesce(Sum("points_in", filter=_in(now)), 0),
+            out_now=Coalesce(Sum("points_out", filter=_in(now)), 0),
+            in_before=Coalesce(Sum("points_in", filter=_in(before)), 0),
+            out_before=Coalesce(Sum("points_out", filter=_in(before)), 0),
+            net_now=Coalesce(Sum("points_in"), 0) - Coalesce(Sum("points_out"), 0),
+            net_before=Coalesce(Sum("points_in", filter=Q(day__lte=before.last)), 0)
+            - Coalesce(Sum("points_out", filter=Q(day__lte=before.last)), 0),
+            entries=Coalesce(Sum("entries", filter=_in(now)), 0),
+        ).order_by("kind")
+    )
+
+    def total(when: str, column: str, kinds) -> int:
+        return sum(row[f"{column}_{when}"] for row in rows if row["kind"] in kinds)
+
+    return PointsSummary(
+        issued=Pair(total("now", "in", ISSUING_KINDS), total("before", "in", ISSUING_KINDS)),
+        redeemed=Pair(total("now", "out", (PointsEntry.Kind.REDEMPTION,)),
+                      total("before", "out", (PointsEntry.Kind.REDEMPTION,))),
+        expired=Pair(total("now", "out", (PointsEntry.Kind.EXPIRY,)),
+                     total("before", "out", (PointsEntry.Kind.EXPIRY,))),
+        balance=Pair(sum(row["net_now"] for row in rows),
+                     sum(row["net_before"] for row in rows)),
+        by_kind=[row for row in rows if row["in_now"] or row["out_now"]],
+        point_value=point_value,
+    )
+
+
+def points_trend(scope: Scope) -> tuple[str, list[dict]]:
+    """Return per bucket: points issued, redeemed and expired (1 query)."""
+    rows, grain = _bucketed(_points_rows(scope).filter(_in(scope.period)), scope.period)
+    rows = rows.values("bucket").annotate(
+        issued=Coalesce(Sum("points_in", filter=Q(kind__in=ISSUING_KINDS)), 0),
+        redeemed=Coalesce(Sum("points_out", filter=Q(kind=PointsEntry.Kind.REDEMPTION)), 0),
+        expired=Coalesce(Sum("points_out", filter=Q(kind=PointsEntry.Kind.EXPIRY)), 0),
+    ).order_by("bucket")
+    return grain, _filled(list(rows), scope.period, {"issued": 0, "redeemed": 0, "expired": 0})
+
+
+# ------------------------------------------------------------------ acquisition
+
+
+def acquisition_months(*, first: date, last: date, tier_id: int | None = None) -> list[dict]:
+    """Return per month from ``first``'s to ``last``'s: spend, new members and CAC (2 queries).
+
+    The CAC of a month is its spend divided by the members who enrolled in it; None when
+    nobody enrolled or no spend was recorded.
+    """
+    first_month, last_month = month_first(first), month_first(last)
+    spend = dict(
+        MarketingSpend.objects.filter(month__gte=first_month, month__lte=last_month)
+        .values("month").annotate(total=Sum("amount")).values_list("month", "total")
+    )
+    enrolled = EnrolmentDay.objects.filter(day__gte=first_month, day__lte=last)
+    if tier_id:
+        enrolled = enrolled.filter(tier_id=tier_id)
+    new = dict(
+        enrolled.annotate(month=TruncMonth("day")).values("month")
+        .annotate(n=Sum("members")).values_list("month", "n")
+    )
+    rows, month = [], first_month
+    while month <= last_month:
+        amount = spend.get(month)
+        rows.append({
+            "month": month, "spend": amount, "new": new.get(month, 0),
+            "cac": ratio(amount, new.get(month, 0)) if amount is not None else None,
+        })
+        month = months_add(month, 1)
+    return rows
+
+
+def cac_window(rows: list[dict]) -> dict:
+    """Return spend, new members and CAC summed over months that have a recorded spend."""
+    spent = [row for row in rows if row["spend"] is not None]
+    spend = sum((row["spend"] for row in spent), ZERO)
+    new = sum(row["new"] for row in spent)
+    return {"spend": spend, "new": new, "cac": ratio(spend, new), "months": len(spent)}
+
+
+# ------------------------------------------------------------------ value
+
+
+@dataclass
+class ValueRow:
+    group: str
+    key: str
+    active_members: int
+    retained_members: int
+    previous_members: int
+    revenue: Decimal
+
+    @property
+    def annual_revenue(self) -> Decimal | None:
+        return ratio(self.revenue, self.active_members)
+
+    @property
+    def retention(self) -> Decimal | None:
+        return ratio(self.retained_members, self.previous_members)
+
+    @property
+    def lifetime_years(self) -> Decimal | None:
+        r = self.retention
+        if r is None:
+            return None
+        if r >= 1 - Decimal(1) / LIFETIME_CAP_YEARS:
+            return Decimal(LIFETIME_CAP_YEARS)
+        return (1 / (1 - r)).quantize(Decimal("0.01"))
+
+    @property
+    def clv(self) -> Decimal | None:
+        if self.annual_revenue is None or self.lifetime_years is None:
+            return None
+        return (self.annual_revenue * self.lifetime_years).quantize(Decimal("0.01"))
+
+
+def value_estimates() -> tuple[date | None, list[ValueRow]]:
+    """Return the day of the latest lifetime value estimate and its rows (1 query)."""
+    rows = list(
+        ValueEstimate.objects.filter(
+            computed_on=ValueEstimate.objects.order_by("-computed_on").values("computed_on")[:1]
+        ).order_by("group", "key")
+    )
+    if not rows:
+        return None, []
+    return rows[0].computed_on, [
+        ValueRow(row.group, row.key, row.active_members, row.retained_members,
+                 row.previous_members, row.revenue)
+        for row in rows
+    ]
+
+
+def rfm_grid() -> dict | None:
+    """Return members per recency × frequency score and their average money score.
+
+    None when the campaigns app has no RFM scores table. One query.
+    """
+    try:
+        rfm = apps.get_model("campaigns", "MemberRfm")
+    except LookupError:
+        return None
+    cells = {
+        (row["recency_score"], row["frequency_score"]): row
+        for row in rfm.objects.values("recency_score", "frequency_score").annotate(
+            members=Count("member_id"), monetary=Sum("monetary_score"),
+        ).order_by()
+    }
+    return cells
+
+
+def store_and_tier_names() -> tuple[dict[int, str], dict[int, str]]:
+    """Return stores and tiers by id, for the filters and the tables (2 queries)."""
+    store = apps.get_model("members", "Store")
+    tier = apps.get_model("rewards", "Tier")
+    stores = {pk: f"{code} · {name}" for pk, code, name in
+              store.objects.order_by("code").values_list("pk", "code", "name")}
+    tiers = dict(tier.objects.order_by("rank").values_list("pk", "name"))
+    return stores, tiers
+
+
+__all__ = [
+    "CHURN_CHOICES", "DEFAULT_CHURN_DAYS", "ISSUING_KINDS", "MembersSummary", "Pair",
+    "PointsSummary", "SalesSummary", "Scope", "acquisition_months", "aov_by_tier",
+    "cac_window", "cohort_triangle", "grain_for", "members_summary", "members_trend",
+    "points_summary", "points_trend", "ratio", "rfm_grid", "sales_summary",
+    "sales_trend", "store_and_tier_names", "tier_distribution", "value_estimates",
+]
