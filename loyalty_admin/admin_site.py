@@ -1,7 +1,9 @@
 """The admin site, branded as the loyalty back-office."""
 
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 
@@ -14,6 +16,41 @@ class LoyaltyAdminSite(admin.AdminSite):
     enable_nav_sidebar = True
     # The back-office is the whole site: no separate public site to link to.
     site_url = None
+
+    def index(self, request, extra_context=None):
+        """The home page: the find-a-member box and the user's own dashboard above the apps."""
+        from loyalty_admin.dashboards.home import home_context
+
+        return super().index(request, {**home_context(request), **(extra_context or {})})
+
+    def login(self, request, extra_context=None):
+        """The admin login, in two steps for people who turned two-factor on.
+
+        Same as ``AdminSite.login`` except for the view class, which sends a person with
+        an authenticator app to the code page instead of logging them in.
+        """
+        from django.contrib.admin.forms import AdminAuthenticationForm
+
+        from loyalty_admin.security.views import TwoStepLoginView
+
+        if request.method == "GET" and self.has_permission(request):
+            return HttpResponseRedirect(reverse("admin:index", current_app=self.name))
+        context = {
+            **self.each_context(request),
+            "title": _("Log in"),
+            "subtitle": None,
+            "app_path": request.get_full_path(),
+            "username": request.user.get_username(),
+        }
+        if REDIRECT_FIELD_NAME not in request.GET and REDIRECT_FIELD_NAME not in request.POST:
+            context[REDIRECT_FIELD_NAME] = reverse("admin:index", current_app=self.name)
+        context.update(extra_context or {})
+        request.current_app = self.name
+        return TwoStepLoginView.as_view(
+            extra_context=context,
+            authentication_form=self.login_form or AdminAuthenticationForm,
+            template_name=self.login_template or "admin/login.html",
+        )(request)
 
     def get_urls(self):
         """Add ``<app>/<model>/export/`` to every list whose app declares an export resource.
@@ -39,4 +76,14 @@ class LoyaltyAdminSite(admin.AdminSite):
                 self.admin_view(view),
                 name=f"{opts.app_label}_{opts.model_name}_export",
             ))
-        return export_urls + super().get_urls()
+        from loyalty_admin.security.views import login_code_view, two_factor_view
+
+        account_urls = [
+            # Not behind admin_view: the person is not logged in until the code is right.
+            path("login/code/", lambda request: login_code_view(request, admin_site=self),
+                 name="login_code"),
+            path("account/two-factor/",
+                 self.admin_view(lambda request: two_factor_view(request, admin_site=self)),
+                 name="two_factor"),
+        ]
+        return account_urls + export_urls + super().get_urls()

@@ -54,3 +54,29 @@ def test_the_database_under_test_is_postgresql():
     from django.db import connection
 
     assert connection.vendor == "postgresql"
+
+
+def test_production_cookies_are_secure_and_sessions_and_lockouts_come_from_the_environment():
+    result = _manage(
+        "shell", "-c",
+        "from django.conf import settings as s; "
+        "print('SETTINGS', s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
+        "s.SESSION_COOKIE_HTTPONLY, "
+        "s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS > 0, s.SESSION_IDLE_TIMEOUT, "
+        "s.SESSION_ABSOLUTE_TIMEOUT, s.SESSION_COOKIE_AGE, s.AXES_FAILURE_LIMIT, "
+        "s.LOGIN_FAILURE_LIMIT_ADDRESS, s.AXES_COOLOFF_TIME, "
+        "s.TWO_FACTOR_REQUIRED_FOR_SUPERUSERS, "
+        "s.CONTENT_SECURITY_POLICY['DIRECTIVES']['script-src'][0], "
+        "len(s.AUTH_PASSWORD_VALIDATORS))",
+        DJANGO_SETTINGS_MODULE="loyalty_admin.settings.production",
+        SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="loyalty.example.com",
+        SESSION_IDLE_TIMEOUT="900", SESSION_ABSOLUTE_TIMEOUT="28800",
+        LOGIN_FAILURE_LIMIT="3", LOGIN_FAILURE_LIMIT_ADDRESS="50",
+        LOGIN_LOCKOUT_MINUTES="15", TWO_FACTOR_REQUIRED_FOR_SUPERUSERS="true",
+    )
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("SETTINGS ")]
+    assert line.split()[1:] == [
+        "True", "True", "True", "True", "True", "900", "28800", "28800", "3", "50", "0:15:00",
+        "True", "'self'", "4",
+    ]

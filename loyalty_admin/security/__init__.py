@@ -1,0 +1,1 @@
+"""Access hardening: login lock-out, session expiry, two-factor login, audit actor."""
