@@ -6,19 +6,28 @@ decimal comma, ``dd.mm.yyyy HH:MM``, UTF-8 with BOM), then:
 
 1. checks it with :func:`members.importing.runner.import_job_preview` (no writes);
 2. imports it with :func:`members.importing.runner.import_job_apply`, all-or-nothing
-   (one transaction, as the screens do by default): every receipt goes through
-   :func:`rewards.services.purchase_record`, so the earning rules, tier upgrades,
-   stamps and referral bonuses all apply and every accrual is a ledger row;
+   (one transaction, as the screens do by default): the file is read and checked
+   again, and each batch of receipts goes through
+   :func:`rewards.receipts.purchases_record_batch`, which gives exactly what
+   :func:`rewards.services.purchase_record` gives receipt by receipt: the earning
+   rules, tier multipliers, campaign multipliers, tier upgrades, stamps and referral
+   bonuses all apply and every accrual is a ledger row;
 3. loads the same file with PostgreSQL's ``COPY FROM`` into a scratch table of text
-   columns, as the yardstick of what the server does with the bytes alone.
+   columns, as the yardstick of what the server does with the bytes alone;
+4. with ``--one-by-one N`` (default 1,000 receipts), imports a second file of N
+   receipts through the previous path, :func:`rewards.services.purchase_record` receipt
+   by receipt, for comparison.
 
-It prints rows and receipts per second of each, peak memory, and checks afterwards
-that every touched member's cached balance equals their ledger's sum. The issue's goal
-is at least 5,000 rows/s with accrual and every rule kept.
+It prints rows and receipts per second of each, the import's SQL statements and the
+CPU seconds of this process (the rest of the wall time is the server, or waiting for a
+CPU on a busy machine), the load average, peak memory, and checks afterwards that every
+touched member's cached balance equals their ledger's sum. The issue's goal is at least
+5,000 rows/s with accrual and every rule kept.
 
-Run with ``DATABASE_URL`` pointing at a PostgreSQL seeded by ``manage.py demo_seed``:
+Run with ``DATABASE_URL`` pointing at a PostgreSQL seeded by ``manage.py demo_seed`` and
+``manage.py demo_programme`` (tiers, earning rules, a stamp card):
 
-    python bench/purchase_import.py [--purchases 100000] [--profile]
+    python bench/purchase_import.py [--purchases 100000] [--one-by-one 1000] [--profile]
 """
 
 from __future__ import annotations
@@ -154,10 +163,58 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+class StatementCount:
+    """Count the SQL statements run on the default connection (a cheap wrapper)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+def import_timed(job, *, profiler=None, one_by_one: bool = False) -> tuple[float, float, int]:
+    """Confirm and import the previewed job; return wall seconds, CPU seconds, statements."""
+    from django.db import connection
+
+    from members.importing import runner
+    from rewards.importing import PurchasesKind
+
+    runner.import_job_confirm(job)
+    counter = StatementCount()
+    batch_apply = PurchasesKind.apply
+    if one_by_one:
+        PurchasesKind.apply = PurchasesKind._apply_one_by_one
+    try:
+        cpu = cpu_seconds()
+        started = time.perf_counter()
+        with connection.execute_wrapper(counter):
+            if profiler:
+                profiler.enable()
+            runner.import_job_apply(job)
+            if profiler:
+                profiler.disable()
+        return time.perf_counter() - started, cpu_seconds() - cpu, counter.count
+    finally:
+        PurchasesKind.apply = batch_apply
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--purchases", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--one-by-one", type=int, default=1000,
+                        help="receipts to import receipt by receipt for comparison (0: none)")
     parser.add_argument("--profile", action="store_true",
                         help="profile the import and print the top functions")
     options = parser.parse_args()
@@ -186,15 +243,10 @@ def main() -> None:
     preview_seconds = time.perf_counter() - started
     if job.status != ImportJob.Status.PREVIEWED or job.counts.get("error"):
         raise SystemExit(f"Preview refused the file: {job.message} {job.errors[:5]}")
-    runner.import_job_confirm(job)
     profiler = cProfile.Profile() if options.profile else None
-    started = time.perf_counter()
-    if profiler:
-        profiler.enable()
-    runner.import_job_apply(job)
-    if profiler:
-        profiler.disable()
-    import_seconds = time.perf_counter() - started
+    print(f"  load average before the import: {load_average()}")
+    import_seconds, import_cpu, statements = import_timed(job, profiler=profiler)
+    print(f"  load average after the import: {load_average()}")
 
     new_purchases = Purchase.objects.count() - purchases_before
     new_accruals = PointsEntry.objects.filter(kind=PointsEntry.Kind.ACCRUAL).count() - (
@@ -213,8 +265,25 @@ def main() -> None:
     ):
         print(f"  {label:<34}{seconds:>9.1f}{rows / seconds:>10,.0f}"
               f"{options.purchases / seconds:>12,.0f}{copy_seconds / seconds:>9.3f}")
+    print(f"  import: {statements:,} SQL statements ({statements / options.purchases:.2f} "
+          f"per receipt), {import_cpu:.1f} s CPU in this process "
+          f"({import_cpu / import_seconds:.0%} of the wall time)")
     print(f"  goal: 5,000 rows/s with accrual; reached {rows / import_seconds:,.0f} "
           f"({rows / import_seconds / 5000:.0%}); peak memory {peak_mb():.0f} MB")
+    if options.one_by_one:
+        small = Path(scratch) / "one-by-one.csv"
+        small_rows, small_members = csv_generate(small, options.one_by_one, options.seed + 1)
+        small_job = job_create(small)
+        runner.import_job_preview(small_job)
+        seconds, cpu, small_statements = import_timed(small_job, one_by_one=True)
+        mismatches += balances_check(small_members)
+        print(f"  receipt by receipt (purchase_record), {options.one_by_one:,} receipts: "
+              f"{seconds:.1f} s, {small_rows / seconds:,.0f} rows/s, "
+              f"{options.one_by_one / seconds:,.0f} receipts/s, {small_statements:,} SQL "
+              f"statements ({small_statements / options.one_by_one:.1f} per receipt), "
+              f"{cpu:.1f} s CPU; status {small_job.status}")
+        speedup = (rows / import_seconds) / (small_rows / seconds)
+        print(f"  the batch import is {speedup:.1f} times as fast in rows/s")
     if profiler:
         print()
         stats = pstats.Stats(profiler, stream=(out := io.StringIO()))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -20,7 +21,7 @@ from members.models import (
     TierWindow,
 )
 from members.selectors import months_before, programme_settings_get
-from rewards.models import MemberTier, Tier, TierChange, Voucher
+from rewards.models import EarningRule, MemberTier, Tier, TierChange, Voucher
 
 
 def tiers_ordered() -> list[Tier]:
@@ -212,3 +213,50 @@ def members_with_birthday_window(*, today: date, timing: str) -> list[tuple[int,
             .values_list("id", flat=True)
         ]
     return found
+
+
+def earning_rule_periods_get() -> list[tuple[int, date | None, date | None]]:
+    """Return (id, valid from, valid until) of every active earning rule.
+
+    Days on which the same rules are valid share one :func:`rewards.engine.earning_rules_load`
+    (a batch of receipts spread over many days loads the rules once per set in force).
+    """
+    return list(
+        EarningRule.objects.filter(is_active=True)
+        .order_by("id")
+        .values_list("id", "valid_from", "valid_until")
+    )
+
+
+def purchases_by_receipt(
+    receipts: list[tuple[int, str]],
+) -> dict[tuple[int, str], tuple[int | None, Decimal]]:
+    """Return (member id, total) of the receipts already recorded, by (store id, number).
+
+    On PostgreSQL one join of the pairs against the unique index; elsewhere a filter on
+    both columns, checked pair by pair.
+    """
+    wanted = set(receipts)
+    if not wanted:
+        return {}
+    if connection.vendor == "postgresql":
+        pairs = sorted(wanted)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT p.store_id, p.receipt_number, p.member_id, p.total "  # noqa: S608
+                f"FROM unnest(%s::bigint[], %s::text[]) AS v(store_id, receipt_number) "
+                f"JOIN {Purchase._meta.db_table} p ON p.store_id = v.store_id "
+                "AND p.receipt_number = v.receipt_number",
+                [[pair[0] for pair in pairs], [pair[1] for pair in pairs]],
+            )
+            rows = cursor.fetchall()
+    else:
+        rows = Purchase.objects.filter(
+            store_id__in={store_id for store_id, _number in wanted},
+            receipt_number__in={number for _store_id, number in wanted},
+        ).values_list("store_id", "receipt_number", "member_id", "total")
+    return {
+        (store_id, number): (member_id, total)
+        for store_id, number, member_id, total in rows
+        if (store_id, number) in wanted
+    }

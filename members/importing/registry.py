@@ -136,6 +136,9 @@ class ImportKind(ABC):
     permissions: ClassVar[tuple[str, ...]] = ()
     group_by: ClassVar[tuple[str, ...]] = ()
     key_columns: ClassVar[tuple[str, ...]] = ()
+    # Rows per batch (one check and one apply each); 0: the runner's default. A kind that
+    # writes set-based gains from larger batches.
+    batch_rows: ClassVar[int] = 0
 
     @classmethod
     def has_permission(cls, user: AbstractBaseUser) -> bool:

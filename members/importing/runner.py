@@ -428,7 +428,7 @@ def import_job_preview(job: ImportJob) -> ImportJob:
             kind, cmap = _kind_open(job, table)
             tally = Tally(headers=cmap.headers)
             seen: dict[str, int] = {}
-            for batch in _batches(_records(type(kind), cmap, table.rows)):
+            for batch in _batches(_records(type(kind), cmap, table.rows), kind.batch_rows):
                 _batch_check(kind, batch, job, seen)
                 for record in batch:
                     tally.add(record)
@@ -543,7 +543,7 @@ def _apply_all_or_nothing(job: ImportJob, kind: ImportKind, cmap: ColumnMap, tab
     try:
         with transaction.atomic():
             failed = False
-            for batch in _batches(_records(type(kind), cmap, table.rows)):
+            for batch in _batches(_records(type(kind), cmap, table.rows), kind.batch_rows):
                 _batch_check(kind, batch, job, seen)
                 if not failed:
                     _batch_apply(kind, batch, job)
@@ -586,7 +586,7 @@ def _apply_in_batches(
     rejected = _RejectedFile(table, type(kind))
     processed = 0
     try:
-        for batch in _batches(_records(type(kind), cmap, table.rows)):
+        for batch in _batches(_records(type(kind), cmap, table.rows), kind.batch_rows):
             with transaction.atomic():
                 _batch_check(kind, batch, job, seen)
                 _batch_apply(kind, batch, job)

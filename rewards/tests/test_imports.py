@@ -28,6 +28,7 @@ from members.models import (
 )
 from members.tests.factories import MemberFactory, StoreFactory, ledger_sum
 from rewards import services
+from rewards.importing import PurchasesKind
 from rewards.models import EarningRule, MemberTier, Reward, Tier, TierChange, Voucher
 
 pytestmark = pytest.mark.django_db
@@ -317,6 +318,7 @@ def test_purchase_import_that_dies_continues_without_double_receipts_or_points(
     shop, admin_user, monkeypatch
 ):
     monkeypatch.setattr(runner, "BATCH_ROWS", 2)
+    monkeypatch.setattr(PurchasesKind, "batch_rows", 2)  # the kind's own size, if read
     when = day(1, "%d.%m.%Y")
     rows = [EN_HEADER] + [["MSK-001", f"K-{i}", "1001", when, "", "A", "", "", "100"]
                           for i in range(7)]
