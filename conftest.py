@@ -40,6 +40,10 @@ ROLE_MIGRATIONS = (
     "members.migrations.0003_roles",
     "rewards.migrations.0002_roles",
     "rewards.migrations.0003_operations_role",
+    "members.migrations.0009_configchange",
+    "campaigns.migrations.0002_roles",
+    "surveys.migrations.0002_roles",
+    "loyalty_admin.migrations.0002_roles",
 )
 
 
@@ -53,14 +57,25 @@ def roles_present(db):
     """
     from django.contrib.auth.models import Group, Permission
 
+    grants: dict[str, set[str]] = {}
     for module in ROLE_MIGRATIONS:
         for role, names in importlib.import_module(module).GRANTS.items():
-            group, _created = Group.objects.get_or_create(name=role)
-            for name in names:
-                app_label, codename = name.split(".")
-                group.permissions.add(
-                    Permission.objects.get(content_type__app_label=app_label, codename=codename)
-                )
+            grants.setdefault(role, set()).update(names)
+    by_name = {
+        f"{app_label}.{codename}": pk
+        for pk, app_label, codename in Permission.objects.values_list(
+            "pk", "content_type__app_label", "codename"
+        )
+    }
+    for role, names in grants.items():
+        group, _created = Group.objects.get_or_create(name=role)
+        missing = sorted(name for name in names if name not in by_name)
+        assert not missing, f"{role}: no such permissions {missing}"
+        wanted = {by_name[name] for name in names}
+        held = set(group.permissions.values_list("pk", flat=True))
+        if wanted - held:
+            # One add per role: the audit log records a group's permissions once, not per row.
+            group.permissions.add(*(wanted - held))
 
 
 @pytest.fixture

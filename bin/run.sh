@@ -18,6 +18,9 @@ mkdir -p var
 .venv/bin/python manage.py demo_seed --members "${DEMO_MEMBERS:-300}" --if-empty
 .venv/bin/python manage.py demo_programme
 .venv/bin/python manage.py demo_logins
+.venv/bin/python manage.py demo_campaigns
+.venv/bin/python manage.py demo_surveys
+.venv/bin/python manage.py demo_dashboards
 echo
 echo "Loyalty back-office: http://127.0.0.1:${PORT:-8000}/  (logins: see README.md)"
 exec .venv/bin/python manage.py runserver "127.0.0.1:${PORT:-8000}"

@@ -15,13 +15,15 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from members import selectors, services
 from members.forms import DecisionForm, MemberAdminForm, PointsAdjustForm, ReasonForm
 from members.models import (
+    ConfigChange,
     Member,
     MemberStatusChange,
     PointsAdjustment,
@@ -35,6 +37,7 @@ from members.models import (
 from members.paginators import LargeTablePaginator
 from members.panels import member_panels_render
 from members.phone import phone_display
+from members.privacy_admin import member_privacy_links, privacy_urls
 from members.templatetags.points import points_signed
 
 LEDGER_PAGE_SIZE = 20
@@ -197,6 +200,7 @@ class MemberAdmin(admin.ModelAdmin):
             "can_approve": request.user.has_perm("members.approve_adjustment"),
             "currency": _currency(),
             "member_panels": member_panels_render(request, member),
+            **member_privacy_links(request, member),
         }
 
     # ---------------------------------------------------------------- extra pages
@@ -209,6 +213,7 @@ class MemberAdmin(admin.ModelAdmin):
                  name="members_member_status"),
             path("<int:member_id>/reverse/<int:entry_id>/", wrap(self.reverse_view),
                  name="members_member_reverse"),
+            *privacy_urls(self),
         ] + super().get_urls()
 
     def _member_or_404(self, request, member_id: int) -> Member:
@@ -518,6 +523,72 @@ class ProgrammeSettingsAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(
             reverse("admin:members_programmesettings_change", args=[settings_row.pk])
         )
+
+
+# ------------------------------------------------------------------ audit log
+
+
+@admin.register(ConfigChange)
+class ConfigChangeAdmin(ReadOnlyAdmin):
+    """Who changed which part of the programme's configuration, when, from what to what."""
+
+    list_display = (
+        "changed_at", "actor_column", "action", "kind_column", "object_repr", "fields_column",
+    )
+    list_filter = (
+        "action", ("content_type", admin.RelatedOnlyFieldListFilter),
+        ("actor", admin.RelatedOnlyFieldListFilter), "changed_at",
+    )
+    list_select_related = ("actor", "content_type")
+    search_fields = ("object_repr", "actor_name", "object_id")
+    search_help_text = _("Name of the changed object, login of the person, or object id.")
+    date_hierarchy = "changed_at"
+    ordering = ("-changed_at", "-id")
+    fields = (
+        "changed_at", "actor_column", "source", "action", "content_type", "object_id",
+        "object_repr", "changes_table",
+    )
+    readonly_fields = fields
+
+    @admin.display(description=_("changed by"), ordering="actor_name")
+    def actor_column(self, change: ConfigChange) -> str:
+        return change.actor_name or gettext("system")
+
+    @admin.display(description=_("kind of object"), ordering="content_type")
+    def kind_column(self, change: ConfigChange) -> str:
+        model = change.content_type.model_class()
+        return capfirst(model._meta.verbose_name) if model else change.content_type.model
+
+    @admin.display(description=_("fields"))
+    def fields_column(self, change: ConfigChange) -> str:
+        names = change.changed_fields or []
+        shown = ", ".join(names[:6])
+        return shown + (" …" if len(names) > 6 else "")
+
+    @admin.display(description=_("before → after"))
+    def changes_table(self, change: ConfigChange) -> str:
+        before, after = change.before or {}, change.after or {}
+        rows = format_html_join(
+            "", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
+            ((name, _audit_value(before.get(name)), _audit_value(after.get(name)))
+             for name in change.changed_fields or sorted({*before, *after})),
+        )
+        return format_html(
+            '<table class="audit-changes"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr>'
+            "</thead><tbody>{}</tbody></table>",
+            gettext("field"), gettext("before"), gettext("after"), rows,
+        )
+
+
+def _audit_value(value) -> str:
+    """Return one logged value as text (lists joined, nothing as a dash)."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {item}" for key, item in value.items())
+    return str(value)
 
 
 # The import screens live beside the importing code.

@@ -63,6 +63,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext
 from import_export import resources
 
+from members.broker_health import task_submit
 from members.models import ExportJob
 
 logger = logging.getLogger(__name__)
@@ -652,7 +653,8 @@ def export_view(request: HttpRequest, *, model_admin: admin.ModelAdmin) -> HttpR
     )
     if small:
         return _respond_now(job, queryset)
-    transaction.on_commit(functools.partial(export_job_run.delay, job.pk))
+    # task_submit: with the broker down the job stays queued and is sent again later.
+    transaction.on_commit(functools.partial(task_submit, export_job_run, job.pk))
     messages.info(request, gettext(
         "The list has more than %(limit)s rows: it is exported in the background. "
         "This page shows the progress and the download link."

@@ -153,6 +153,7 @@ class Member(models.Model):
             ("adjust_points", _("Can adjust a member's points with a reason")),
             ("approve_adjustment", _("Can approve another person's points adjustment")),
             ("export_personal_data", _("Can export members' personal data")),
+            ("erase_member", _("Can erase a member's personal data on request")),
         ]
         constraints = [
             models.CheckConstraint(
@@ -698,3 +699,61 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.original_name}"
+
+
+class ConfigChange(models.Model):
+    """One change to the programme's configuration: who, when, what, before and after.
+
+    Written by :mod:`members.audit` from model signals for the models listed in
+    ``settings.LOYALTY_AUDIT_MODELS`` (tiers, rules, rewards, campaigns, surveys,
+    settings, users and groups), whether the change came from a page, a service or the
+    shell. Rows are only ever added: nobody edits or deletes the record of a change.
+    """
+
+    class Action(models.TextChoices):
+        CREATE = "create", _("Created")
+        UPDATE = "update", _("Changed")
+        DELETE = "delete", _("Deleted")
+
+    changed_at = models.DateTimeField(_("changed at"), default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("changed by"), null=True, blank=True,
+        on_delete=models.SET_NULL, related_name="+",
+        help_text=_("Empty when the system made the change (a task, a command, the shell)."),
+    )
+    # Kept as text too, so the record still names the person after their login is deleted.
+    actor_name = models.CharField(_("changed by (name)"), max_length=150, blank=True)
+    source = models.CharField(
+        _("source"), max_length=300, blank=True,
+        help_text=_("The page (method and address) the change was made from; empty for "
+                    "tasks, commands and the shell."),
+    )
+    content_type = models.ForeignKey(
+        "contenttypes.ContentType", verbose_name=_("kind of object"), on_delete=models.PROTECT,
+        related_name="+",
+    )
+    object_id = models.CharField(_("object id"), max_length=64, db_index=True)
+    object_repr = models.CharField(_("object"), max_length=200)
+    action = models.CharField(_("action"), max_length=10, choices=Action.choices)
+    changed_fields = models.JSONField(_("changed fields"), default=list, blank=True)
+    before = models.JSONField(
+        _("before"), null=True, blank=True,
+        help_text=_("The changed fields' values before the change (every field for a "
+                    "deletion)."),
+    )
+    after = models.JSONField(
+        _("after"), null=True, blank=True,
+        help_text=_("The changed fields' values after the change (every field for a "
+                    "creation)."),
+    )
+
+    class Meta:
+        verbose_name = _("configuration change")
+        verbose_name_plural = _("configuration changes")
+        ordering = ["-changed_at", "-id"]
+        # The log is read, never written by hand.
+        default_permissions = ("view",)
+        indexes = [models.Index(fields=["content_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.object_repr}"

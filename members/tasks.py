@@ -25,3 +25,11 @@ def ledger_verify() -> int:
 # Tasks defined beside the code they run; importing them here lets workers find them.
 from members.exports import export_job_run  # noqa: E402, F401
 from members.importing.tasks import import_job_apply_run, import_job_preview_run  # noqa: E402, F401
+
+
+@shared_task(name="members.tasks.jobs_resubmit_stranded")
+def jobs_resubmit_stranded() -> int:
+    """Send again the import and export jobs still waiting for a worker (every few minutes)."""
+    from members.broker_health import jobs_resubmit_stranded as resubmit
+
+    return resubmit()

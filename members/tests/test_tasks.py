@@ -48,7 +48,7 @@ def test_tasks_run_on_a_real_worker_through_redis():
         cwd=ROOT, env=env,
     )
     try:
-        client = Celery(broker=redis_url, backend=redis_url)
+        client = Celery(broker=redis_url, backend=redis_url, set_as_current=False)
         client.conf.update(task_serializer="json", accept_content=["json"])
         result = client.send_task("members.tasks.ledger_verify")
         assert result.get(timeout=90) == 1
