@@ -48,6 +48,7 @@ from campaigns.selectors import (
     campaign_progress,
     campaign_results,
     member_template_contexts,
+    offer_favourite_text,
     segment_criteria_queryset,
     segment_members,
     segment_preview,
@@ -143,6 +144,7 @@ class RfmRunAdmin(ReadOnlyAdmin):
 class SegmentAdmin(admin.ModelAdmin):
     form = SegmentForm
     list_display = ["name", "kind", "last_count", "last_counted_at", "created_by"]
+    view_on_site = False  # the back-office is the site: the link would lead here
     list_filter = ["kind"]
     search_fields = ["name"]
     list_select_related = ["created_by"]
@@ -245,12 +247,21 @@ _ACTIONS = {
 }
 
 
+# The columns of a campaign's results CSV, in the user's language.
+RESULTS_CSV_HEADERS = (
+    _("Group"), _("Recipients"), _("Reached"), _("Converted"), _("Conversion rate"),
+    _("Orders"), _("Revenue"), _("Revenue per recipient"), _("Average order value"),
+    _("Points spent"), _("Lift (points of %)"), _("95% CI low"), _("95% CI high"),
+    _("p-value"), _("Winner"),
+)
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignForm
     inlines = [CampaignVariantInline]
     list_display = ["name", "kind", "status_badge", "segment", "starts_at", "ends_at",
                     "recipients_total", "created_by"]
+    view_on_site = False
     list_filter = ["status", "kind", "channel"]
     search_fields = ["name"]
     list_select_related = ["segment", "created_by"]
@@ -376,10 +387,7 @@ class CampaignAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.id}.csv"'
         response.write("\ufeff")
         writer = csv.writer(response)
-        writer.writerow([gettext(h) for h in (
-            "Group", "Recipients", "Reached", "Converted", "Conversion rate", "Orders",
-            "Revenue", "Revenue per recipient", "Average order value", "Points spent",
-            "Lift (points of %)", "95% CI low", "95% CI high", "p-value", "Winner")])
+        writer.writerow([str(header) for header in RESULTS_CSV_HEADERS])
         rows = [*results.groups, *([results.control] if results.control else [])]
         for group in rows:
             test = group.test
@@ -408,9 +416,8 @@ class CampaignAdmin(admin.ModelAdmin):
             )[member.id]
             if campaign.kind == Campaign.Kind.OFFER:
                 context["offer"] = campaign.reward.name if campaign.reward_id else (
-                    context["favourite_offer_template"] % {
-                        "percent": campaign.offer_discount_percent}
-                    if context["favourite_category"] else "")
+                    offer_favourite_text(percent=campaign.offer_discount_percent,
+                                         category=context["favourite_category"] or ""))
                 context["voucher_code"] = "XXXX-XXXX-XXXX" if campaign.reward_id else ""
             if campaign.kind == Campaign.Kind.BONUS_POINTS:
                 context["bonus_points"] = campaign.bonus_points

@@ -166,6 +166,13 @@ def segment_preview(members: QuerySet[Member], *, size: int = 10) -> SegmentPrev
 # ------------------------------------------------------------------ messages
 
 
+def offer_favourite_text(*, percent, category: str) -> str:
+    """Return the text of a discount on the member's favourite category ("10% off Coffee")."""
+    if not category:
+        return ""
+    return _("%(percent)s%% off %(category)s") % {"percent": percent, "category": category}
+
+
 def member_template_contexts(*, member_ids: list[int], expiring_within_days: int = 30,
                              now: datetime | None = None,
                              with_expiring: bool = True) -> dict[int, dict]:
@@ -201,11 +208,6 @@ def member_template_contexts(*, member_ids: list[int], expiring_within_days: int
             "expiring_on": expiring_on,
             "language": member.language or "en",
             "favourite_category": favourite,
-            # The favourite-category offer, filled in with the campaign's percentage.
-            "favourite_offer_template": (
-                _("%%(percent)s%% off %(category)s") % {"category": favourite}
-                if favourite else ""
-            ),
             "offer": "",
             "voucher_code": "",
             "bonus_points": 0,

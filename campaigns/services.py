@@ -26,6 +26,7 @@ from django.db.models import F, Q, QuerySet
 from django.template import Context, Engine, TemplateSyntaxError
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from campaigns.messaging import member_unsubscribe, message_send
 from campaigns.models import (
@@ -41,6 +42,7 @@ from campaigns.rfm import rfm_compute
 from campaigns.selectors import (
     campaign_settings_get,
     member_template_contexts,
+    offer_favourite_text,
     segment_criteria_queryset,
     segment_members,
 )
@@ -51,7 +53,7 @@ from members.services import PointsRefused, points_post
 # ------------------------------------------------------------------ error messages
 
 NOT_EDITABLE = _("Only a draft campaign can be changed.")
-WRONG_STATUS = "A campaign that is %(status)s cannot be %(action)s."
+WRONG_STATUS = _lazy("A campaign that is %(status)s cannot be %(action)s.")
 SELF_APPROVAL = _("You created this campaign: another person must approve it.")
 NO_APPROVE_PERMISSION = _("You may not approve or launch campaigns.")
 NO_VARIANT = _("Add at least one variant with a subject and a text in English or Russian.")
@@ -229,7 +231,7 @@ def _locked(campaign_id: int) -> Campaign:
 
 def _refuse_status(campaign: Campaign, action: str) -> None:
     raise ValidationError(
-        _(WRONG_STATUS) % {"status": campaign.get_status_display().lower(), "action": action}
+        WRONG_STATUS % {"status": campaign.get_status_display().lower(), "action": action}
     )
 
 
@@ -650,9 +652,10 @@ def campaign_send_batch(*, campaign_id: int, batch_size: int = 200,
                     time.sleep(ahead)
             context = dict(contexts.get(recipient.member_id, {}))
             if campaign.kind == Campaign.Kind.OFFER and not campaign.reward_id:
-                context["offer"] = context.get("favourite_offer_template", "") % {
-                    "percent": campaign.offer_discount_percent
-                } if context.get("favourite_category") else ""
+                context["offer"] = offer_favourite_text(
+                    percent=campaign.offer_discount_percent,
+                    category=context.get("favourite_category") or "",
+                )
             done = _recipient_process(
                 campaign=campaign, recipient=recipient, context=context, connection=mail
             )

@@ -10,7 +10,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from campaigns import services
-from campaigns.models import Campaign, CampaignRecipient, ContestDraw, MessageDelivery
+from campaigns.models import (
+    Campaign,
+    CampaignRecipient,
+    ContestDraw,
+    MemberRfm,
+    MessageDelivery,
+)
 from campaigns.selectors import campaign_multipliers_lookup, campaign_results
 from campaigns.services import (
     assignment_bucket,
@@ -22,7 +28,7 @@ from campaigns.services import (
 )
 from campaigns.tasks import campaign_send
 from campaigns.tests.factories import campaign_make, segment_make
-from members.models import PointsEntry
+from members.models import PointsEntry, ProductCategory
 from members.tests.factories import MemberFactory
 from rewards.engine import bonus_multipliers_get
 
@@ -220,3 +226,21 @@ def test_results_count_conversions_in_the_window_for_variant_and_control(
     assert (results.control.recipients, results.control.converted) == (len(control), 1)
     assert variant.test.lift == pytest.approx(2 / len(treated) - 1 / len(control))
     assert results.winner is None  # far too few members to call it
+
+
+def test_offer_on_the_favourite_category_names_the_discount_and_the_category(
+        manager, second_manager, django_capture_on_commit_callbacks):
+    coffee = ProductCategory.objects.create(code="coffee", name="Coffee")
+    member = MemberFactory(email_consent=True, language="en")
+    MemberRfm.objects.create(
+        member=member, recency_score=5, frequency_score=4, monetary_score=4,
+        segment="champions", recency_days=3, frequency=12, monetary=Decimal("9000"),
+        favourite_category=coffee, computed_on=timezone.localdate(),
+    )
+    campaign = campaign_make(created_by=manager, segment=segment_make(), control_percent=0,
+                             kind=Campaign.Kind.OFFER, offer_discount_percent=15)
+    campaign.variants.update(body_en="Your offer: {{ offer }}.")
+    campaign = launched(campaign, manager, second_manager, django_capture_on_commit_callbacks)
+    campaign_send(campaign.id)
+    [message] = mail.outbox
+    assert "Your offer: 15% off Coffee." in message.body

@@ -7,6 +7,7 @@ from datetime import timedelta
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from loyalty_admin.dashboards.periods import DEFAULT_PRESET, PRESETS, Period, preset_period
 from loyalty_admin.dashboards.selectors import CHURN_CHOICES, DEFAULT_CHURN_DAYS, Scope
@@ -41,9 +42,9 @@ class FilterForm(forms.Form):
     """The period, store and tier of a dashboard, read from the query string."""
 
     preset = forms.ChoiceField(label=_("Period"), choices=PRESETS, required=False)
-    first = forms.DateField(label=_("from"), required=False,
+    first = forms.DateField(label=pgettext_lazy("start of a period", "from"), required=False,
                             widget=forms.DateInput(attrs={"type": "date"}))
-    last = forms.DateField(label=_("to"), required=False,
+    last = forms.DateField(label=pgettext_lazy("end of a period", "to"), required=False,
                            widget=forms.DateInput(attrs={"type": "date"}))
     store = forms.TypedChoiceField(label=_("Store"), coerce=int, required=False,
                                    empty_value=None)
