@@ -8,20 +8,12 @@ from playwright.sync_api import Page, expect
 
 from campaigns.models import Campaign, MessageDelivery
 from campaigns.services import campaign_approve
+from members.tests.browser import log_in
 from members.tests.factories import MemberFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PASSWORD = "pw-for-tests-1"
-
-
-def log_in(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    expect(page.locator("#user-tools")).to_contain_text(username)
 
 
 def test_manager_builds_segment_launches_campaign_and_sees_deliveries(

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import ngettext, pgettext_lazy
 
 from loyalty_admin.dashboards.periods import DEFAULT_PRESET, PRESETS, Period, preset_period
 from loyalty_admin.dashboards.selectors import CHURN_CHOICES, DEFAULT_CHURN_DAYS, Scope
@@ -53,13 +53,18 @@ class FilterForm(forms.Form):
     churn = forms.TypedChoiceField(
         label=_("Inactive after"), coerce=int, required=False, empty_value=None,
         initial=DEFAULT_CHURN_DAYS,
-        choices=[(days, _("%(days)s days") % {"days": days}) for days in CHURN_CHOICES],
+        choices=[(days, days) for days in CHURN_CHOICES],
     )
 
     def __init__(self, data, *, stores: dict[int, str], tiers: dict[int, str]):
         super().__init__(data)
         self.fields["store"].choices = [("", _("All stores")), *stores.items()]
         self.fields["tier"].choices = [("", _("All tiers")), *tiers.items()]
+        # Labelled per request: a label built at import would stay in the first language.
+        self.fields["churn"].choices = [
+            (days, ngettext("%(days)s day", "%(days)s days", days) % {"days": days})
+            for days in CHURN_CHOICES
+        ]
 
     def clean(self):
         data = super().clean()

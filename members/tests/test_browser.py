@@ -11,12 +11,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from members.models import PointsAdjustment
+from members.tests.browser import log_in
 from members.tests.factories import MemberFactory, points_give
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PASSWORD = "pw-for-tests-1"  # the root conftest's role_user default
 
 
 @pytest.fixture
@@ -28,14 +28,6 @@ def card_member(db):
     )
     points_give(member, 1000, key="browser-opening")
     return member
-
-
-def log_in(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    expect(page.locator("#user-tools")).to_contain_text(username)
 
 
 def find_member_by_phone(page: Page, base_url: str, typed_phone: str, card_number: str):

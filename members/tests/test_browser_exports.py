@@ -15,12 +15,12 @@ from playwright.sync_api import Page, expect
 
 from members import exports
 from members.models import ExportJob, Member
+from members.tests.browser import log_in
 from members.tests.factories import MemberFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PASSWORD = "pw-for-tests-1"  # the root conftest's role_user default
 
 
 @pytest.fixture(autouse=True)
@@ -41,14 +41,6 @@ def petrovs(db):
     MemberFactory(first_name="Anna", last_name="Sidorova", status=Member.Status.BLOCKED)
     MemberFactory(first_name="Pyotr", last_name="Petrovsky", status=Member.Status.CLOSED)
     return wanted
-
-
-def log_in(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    expect(page.locator("#user-tools")).to_contain_text(username)
 
 
 def filter_blocked_petrovs(page: Page, base_url: str) -> None:

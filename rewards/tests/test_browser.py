@@ -8,6 +8,7 @@ from playwright.sync_api import Page, expect
 
 from members.models import ProductCategory
 from members.services import PurchaseLineData
+from members.tests.browser import log_in
 from members.tests.factories import MemberFactory, StoreFactory
 from rewards.models import EarningRule, MemberTier, Tier
 from rewards.services import purchase_record
@@ -15,15 +16,6 @@ from rewards.services import purchase_record
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PASSWORD = "pw-for-tests-1"  # the root conftest's role_user default
-
-
-def log_in(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    expect(page.locator("#user-tools")).to_contain_text(username)
 
 
 def test_manager_creates_gold_and_a_coffee_multiplier_and_the_purchase_shows_its_points(
