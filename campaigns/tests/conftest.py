@@ -1,6 +1,5 @@
 """Fixtures of the campaigns tests: roles with this app's grants, members with purchases."""
 
-import importlib
 from datetime import timedelta
 from decimal import Decimal
 
@@ -13,17 +12,7 @@ from members.tests.factories import MemberFactory, StoreFactory
 
 @pytest.fixture
 def campaign_roles(roles_present):
-    """Add this app's grants to the role groups (the root fixture knows older apps only)."""
-    from django.contrib.auth.models import Group, Permission
-
-    grants = importlib.import_module("campaigns.migrations.0002_roles").GRANTS
-    for role, names in grants.items():
-        group, _created = Group.objects.get_or_create(name=role)
-        for name in names:
-            app_label, codename = name.split(".")
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+    """The role groups with every app's grants, this one's included (the root fixture)."""
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
 from members.tests.factories import MemberFactory
@@ -13,17 +12,8 @@ from surveys.models import Invitation, Survey
 
 @pytest.fixture(autouse=True)
 def survey_roles(db, roles_present):
-    """Give the role groups the surveys app's permissions (its data migration's grants);
+    """The role groups with every app's grants, this one's included (the root fixture):
     a transaction=True test's flush empties them otherwise."""
-    import importlib
-
-    grants = importlib.import_module("surveys.migrations.0002_roles").GRANTS
-    for role, names in grants.items():
-        group, _created = Group.objects.get_or_create(name=role)
-        for name in names:
-            app_label, codename = name.split(".")
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename))
 
 
 @pytest.fixture
