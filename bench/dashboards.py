@@ -12,6 +12,7 @@
    runs at most once a minute; its own time is item 3).
 
     DATABASE_URL=postgres://... python bench/dashboards.py [--requests 20] [--skip-rebuild]
+        [--skip-nightly] [--pages overview retention ...]
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def nightly() -> None:
     print(f"Live refresh of today (at most once a minute, on a page view): {seconds(started)}")
 
 
-def pages(requests: int) -> None:
+def pages(requests: int, names: list[str]) -> None:
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -139,7 +140,7 @@ def pages(requests: int) -> None:
     worst = 0.0
     for query in ("", "preset=last_365"):
         print(f"Pages, {'last 30 days' if not query else 'last 12 months'}:")
-        for name in PAGES:
+        for name in names:
             url = f"/admin/dashboards/{SLUGS.get(name, name)}/"
             url += f"?{query}" if query and name not in ("support", "methods", "compare") else ""
             for _ in range(WARM_UPS):
@@ -168,6 +169,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--skip-rebuild", action="store_true")
     parser.add_argument("--skip-nightly", action="store_true")
+    parser.add_argument("--pages", nargs="+", choices=PAGES, default=PAGES,
+                        help="Only these pages (default: every one).")
     args = parser.parse_args()
     django_setup()
     print(f"Load average: {os.getloadavg()[0]:.2f}")
@@ -176,7 +179,7 @@ def main() -> None:
         rebuild()
     if not args.skip_nightly:
         nightly()
-    pages(args.requests)
+    pages(args.requests, args.pages)
 
 
 if __name__ == "__main__":

@@ -165,51 +165,57 @@ class MemberDay(models.Model):
 
 
 class MemberCountPart(models.Model):
-    """A piece of the counts of distinct members, so that no page groups member-days.
+    """Pieces of the counts of distinct members, so that no page groups member-days.
 
     Built from :class:`MemberDay` by the roll-up. For one filter (``store_id`` and
     ``tier_id``, 0 meaning every store or every tier), each member's days that pass it
-    form a sequence; every day of it gives a few pairs of days (``low``, ``high``), e.g.
-    (the member's previous day with a purchase, this day). A count of distinct members
-    in any period [a, b] is then a signed sum of ``value`` over the pairs of some
-    measures with ``low >= a`` and ``high <= b`` (see
+    form a sequence; every day of it adds to a few pairs of days (``low``, ``high``),
+    e.g. to ``buy_gaps`` of (the member's previous day with a purchase, this day). A
+    count of distinct members in any period [a, b] is then a signed sum of columns over
+    the rows with ``low >= a`` and ``high <= b`` (see
     :func:`loyalty_admin.dashboards.selectors.members_summary`): exact for every period,
     and the rows read depend on the number of days, not of members.
     """
 
-    class Measure(models.IntegerChoices):
-        BUY_DAYS = 1, _("days with a purchase")
-        BUY_GAPS = 2, _("previous day with a purchase, day with a purchase")
-        ACTIVE_DAYS = 3, _("active days")
-        ACTIVE_GAPS = 4, _("previous active day, active day")
-        FIRST = 5, _("first purchase ever, first day in the sequence")
-        ONE_DAYS = 6, _("days with one purchase")
-        ONE_PREVIOUS = 7, _("previous day with a purchase, day with one purchase")
-        ONE_NEXT = 8, _("day with one purchase, next day with a purchase")
-        ONE_SPAN = 9, _("days with a purchase before and after a day with one purchase")
-        CHURN_GAPS = 10, _("later of enrolment and previous purchase, day with a purchase")
-        PURCHASES = 11, _("purchases per day")
+    # The measure columns, in the order the roll-up's SQL fills them.
+    MEASURES = ("buy_days", "active_days", "one_days", "purchases", "buy_gaps",
+                "one_previous", "active_gaps", "churn_gaps", "one_next", "one_span", "first")
 
     store_id = models.BigIntegerField(_("store"), help_text=_("0: every store."))
     tier_id = models.BigIntegerField(_("tier"), help_text=_("0: every tier."))
-    measure = models.PositiveSmallIntegerField(_("measure"), choices=Measure.choices)
     low = models.DateField(_("first day"))
     high = models.DateField(_("last day"))
-    value = models.BigIntegerField(_("value"))
+    # Counts of member-days of one day or pair of days: int4 keeps the rows, which a
+    # long period reads by the hundred thousand, narrow. Pairs (day, day):
+    buy_days = models.IntegerField(_("days with a purchase"), default=0)
+    active_days = models.IntegerField(_("active days"), default=0)
+    one_days = models.IntegerField(_("days with one purchase"), default=0)
+    purchases = models.IntegerField(_("purchases"), default=0)
+    # Pairs (previous day, day):
+    buy_gaps = models.IntegerField(_("days with a purchase after another"), default=0)
+    one_previous = models.IntegerField(_("days with one purchase after another"),
+                                          default=0)
+    active_gaps = models.IntegerField(_("active days after another"), default=0)
+    # Pairs (later of enrolment and previous purchase, day), at most (day, day):
+    churn_gaps = models.IntegerField(_("days with a purchase after enrolment or another"),
+                                        default=0)
+    # Pairs (day, next day with a purchase) and (previous, next) around one purchase:
+    one_next = models.IntegerField(_("days with one purchase before another"), default=0)
+    one_span = models.IntegerField(_("days with one purchase between others"), default=0)
+    # Pairs (first purchase ever, first day of the sequence):
+    first = models.IntegerField(_("first days with a purchase"), default=0)
 
     class Meta:
-        verbose_name = _("part of a member count")
+        verbose_name = _("part of member counts")
         verbose_name_plural = _("parts of member counts")
         constraints = [
             # One row per key: the roll-up adds and subtracts its changes in place.
-            models.UniqueConstraint(
-                fields=["store_id", "tier_id", "measure", "low", "high"],
-                name="member_count_part_key",
-            ),
+            models.UniqueConstraint(fields=["store_id", "tier_id", "low", "high"],
+                                    name="member_count_part_key"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.store_id}/{self.tier_id} {self.measure} {self.low}–{self.high}: {self.value}"
+        return f"{self.store_id}/{self.tier_id} {self.low}–{self.high}"
 
 
 class CohortMonth(models.Model):

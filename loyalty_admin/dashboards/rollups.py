@@ -30,6 +30,7 @@ from loyalty_admin.dashboards.periods import day_start, month_first, month_last
 from loyalty_admin.models import (
     CohortMonth,
     EnrolmentDay,
+    MemberCountPart,
     MemberDay,
     PointsDay,
     RollupRun,
@@ -39,8 +40,10 @@ from loyalty_admin.models import (
 from members.models import Member, PointsEntry, Purchase
 from rewards.models import MemberTier
 
-# Today's rows are rebuilt when a dashboard opens and they are older than this.
-LIVE_MAX_AGE_SECONDS = 60
+# Today's rows are rebuilt when a dashboard opens and they are older than this. At 1M
+# members a live run takes 30-50 s (it re-reads the affected members' history), so a
+# shorter age would keep a core busy all day while a dashboard is open.
+LIVE_MAX_AGE_SECONDS = 300
 # A live run that has not finished after this long is taken for dead and asked again.
 LIVE_STALE_SECONDS = 600
 # Ledger kinds that make a member active without a purchase: spending points. Earning
@@ -82,13 +85,17 @@ def _lock() -> None:
     """Serialise roll-up runs (nightly, live, recompute) until the transaction ends.
 
     SQLite writers are serialised by the database itself. On PostgreSQL the run also
-    turns JIT compilation off: the planner's estimates of these aggregates are high
-    enough to compile them, which costs more (0.7 s a statement) than it saves.
+    raises ``work_mem`` and turns JIT compilation off: the planner's estimates of these
+    aggregates are high enough to compile them, which costs more (0.7 s a statement)
+    than it saves.
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
             cursor.execute("SET LOCAL jit = off")
+            # The member count parts sort and group millions of rows in a rebuild: in
+            # memory rather than in temporary files (one roll-up runs at a time).
+            cursor.execute("SET LOCAL work_mem = '256MB'")
 
 
 def _tier():
@@ -252,18 +259,247 @@ def _cohorts(first: date, last: date) -> int:
     return rows
 
 
+# ------------------------------------------------------------------ member counts
+
+# The member-days of the members whose parts a run replaces (see _count_parts_update).
+_AFFECTED = "dash_count_members"
+_IN_AFFECTED = "md.member_id IN (SELECT member_id FROM dash_count_members)"
+_IN_FRESH = "md.member_id IN (SELECT member_id FROM dash_count_members WHERE fresh = %s)"
+# Each member's first purchase day and its tier, while every part is rebuilt.
+_FIRSTS = "dash_count_firsts"
+
+
+_COUNT_COLUMNS = MemberCountPart.MEASURES
+
+
+def _part_row(source: str, low: str, high: str, where: str = "", **columns: str) -> str:
+    """Return a SELECT of one kind of part: the filter, the pair of days, each measure."""
+    values = ", ".join(f"{columns.get(name, '0')} AS {name}" for name in _COUNT_COLUMNS)
+    return (f"SELECT {source}.store_id, {source}.tier_id, {low} AS low, {high} AS high, "  # noqa: S608
+            f"{values} FROM {source}{f' WHERE {where}' if where else ''}")
+
+
+def _count_parts_sql(members: str, *, first: date | None, last: date | None,
+                     skip_range: bool = False, family: str | int | None = None,
+                     firsts: str | None = None) -> tuple[str, list]:
+    """Return the WITH ... of the count parts (``parts``) of ``members``' member-days.
+
+    ``members`` is a condition on ``md`` (the member-day table). Each member's days form
+    one sequence per filter: every store and tier (0, 0), each store (s, 0), each tier
+    (0, t) and each store and tier (s, t); in each, a day knows the member's previous and
+    next day with a purchase (and the previous active day). Which pairs each day adds
+    to, and why they make the counts exact, is in :func:`selectors.members_summary`.
+
+    With ``first`` and ``last``, only the days whose parts a run over those days can
+    change are read: the days inside, the last day before and the first day after in
+    each sequence (their next or previous day is inside, or none). ``skip_range`` leaves
+    out the member-days inside (a member's parts before the run gave them any).
+
+    ``family`` limits the filters, so that a rebuild can fill the table in pieces whose
+    rows never meet: "all" (0, 0), "tiers" (0, t), a store's id (s, 0) and (s, t); None
+    is every filter. ``firsts``: a table of each member's first purchase day and its
+    tier (``member_id``, ``first_day``, ``first_tier``), for pieces that do not read all
+    of a member's days.
+    """
+    md = connection.ops.quote_name(MemberDay._meta.db_table)
+    params: list = []
+    where = members
+    if skip_range:
+        where += " AND NOT (md.day >= %s AND md.day <= %s)"
+        params += [first, last]
+    if isinstance(family, int):
+        where += " AND md.store_id = %s"
+        params.append(family)
+    elif family == "tiers":
+        where += " AND md.tier_id IS NOT NULL"
+    if first is None:
+        buys = acts = "1 = 1"
+    else:
+        inside = "(q.day >= %s AND q.day <= %s)"
+        buys = (f"({inside} OR (q.day < %s AND (q.next IS NULL OR q.next >= %s)) "
+                f"OR (q.day > %s AND (q.prev IS NULL OR q.prev <= %s)))")
+        acts = f"({inside} OR (q.day > %s AND (q.prev IS NULL OR q.prev <= %s)))"
+        params += [first, last, first, first, last, last, first, last, last, last]
+    group = "SUM(md.purchases) AS n, MIN(md.enrolled_on) AS enrolled"
+    # The later of the previous purchase and the enrolment, at most the day itself:
+    # "enrolled by the churn window's start and no purchase from it to this day".
+    later = "CASE WHEN b.prev IS NOT NULL AND b.prev > b.enrolled THEN b.prev ELSE b.enrolled END"
+    churn_low = f"CASE WHEN {later} > b.day THEN b.day ELSE {later} END"
+    one = "CASE WHEN b.n = 1 THEN 1 ELSE 0 END"
+    parts = " UNION ALL ".join([
+        _part_row("b", "b.day", "b.day", buy_days="1", one_days=one, purchases="b.n"),
+        # The churn pair is usually (previous, day): then it is counted on the same row.
+        _part_row("b", "b.prev", "b.day", "b.prev IS NOT NULL", buy_gaps="1",
+                  one_previous=one,
+                  churn_gaps=f"CASE WHEN {churn_low} = b.prev THEN 1 ELSE 0 END"),
+        _part_row("b", churn_low, "b.day", f"b.prev IS NULL OR {churn_low} <> b.prev",
+                  churn_gaps="1"),
+        _part_row("b", "b.day", "b.next", "b.n = 1 AND b.next IS NOT NULL", one_next="1"),
+        _part_row("b", "b.prev", "b.next",
+                  "b.n = 1 AND b.prev IS NOT NULL AND b.next IS NOT NULL", one_span="1"),
+        _part_row("fb", "fb.first_day", "fb.day", first="1"),
+        _part_row("a", "a.day", "a.day", active_days="1"),
+        _part_row("a", "a.prev", "a.day", "a.prev IS NOT NULL", active_gaps="1"),
+    ])
+    if firsts:
+        first_tiers = f"first_tiers AS (SELECT member_id, first_day, first_tier FROM {firsts})"  # noqa: S608
+    else:
+        first_tiers = (
+            "firsts AS (SELECT member_id, MIN(day) AS first_day FROM src WHERE purchases > 0 "
+            "GROUP BY member_id), "
+            "first_tiers AS (SELECT s.member_id, f.first_day, MAX(s.tier_id) AS first_tier "
+            "FROM src s JOIN firsts f ON f.member_id = s.member_id AND f.first_day = s.day "
+            "WHERE s.purchases > 0 GROUP BY s.member_id, f.first_day)"
+        )
+    # One member's days per filter: (0, 0), (s, 0), (0, t), (s, t).
+    sequences = []
+    if family in (None, "all"):
+        sequences.append(f"SELECT md.member_id, 0 AS store_id, 0 AS tier_id, md.day, {group} "  # noqa: S608
+                         "FROM src md GROUP BY md.member_id, md.day")
+    if family is None or isinstance(family, int):
+        sequences.append(f"SELECT md.member_id, md.store_id, 0 AS tier_id, md.day, {group} "  # noqa: S608
+                         "FROM src md WHERE md.store_id IS NOT NULL "
+                         "GROUP BY md.member_id, md.store_id, md.day")
+    if family in (None, "tiers"):
+        sequences.append(f"SELECT md.member_id, 0 AS store_id, md.tier_id, md.day, {group} "  # noqa: S608
+                         "FROM src md WHERE md.tier_id IS NOT NULL "
+                         "GROUP BY md.member_id, md.tier_id, md.day")
+    if family is None or isinstance(family, int):
+        sequences.append(f"SELECT md.member_id, md.store_id, md.tier_id, md.day, {group} "  # noqa: S608
+                         "FROM src md WHERE md.store_id IS NOT NULL AND md.tier_id IS NOT NULL "
+                         "GROUP BY md.member_id, md.store_id, md.tier_id, md.day")
+    sql = (
+        f"WITH src AS (SELECT md.member_id, md.day, md.store_id, md.tier_id, md.purchases, "  # noqa: S608
+        f"md.enrolled_on FROM {md} md WHERE {where}), "
+        f"{first_tiers}, "
+        f"days AS ({' UNION ALL '.join(sequences)}), "
+        "buys AS (SELECT d.member_id, d.store_id, d.tier_id, d.day, d.n, d.enrolled, "
+        "LAG(d.day) OVER w AS prev, LEAD(d.day) OVER w AS next FROM days d WHERE d.n > 0 "
+        "WINDOW w AS (PARTITION BY d.member_id, d.store_id, d.tier_id ORDER BY d.day)), "
+        # Points spent make a member active; at one store only purchases do.
+        "acts AS (SELECT d.store_id, d.tier_id, d.day, LAG(d.day) OVER (PARTITION BY "
+        "d.member_id, d.tier_id ORDER BY d.day) AS prev FROM days d WHERE d.store_id = 0), "
+        f"b AS (SELECT q.* FROM buys q WHERE {buys}), "
+        f"a AS (SELECT q.* FROM acts q WHERE {acts}), "
+        # A sequence's first day, when the member's first purchase ever was in its tier.
+        "fb AS (SELECT b.store_id, b.tier_id, b.day, f.first_day FROM b JOIN first_tiers f "
+        "ON f.member_id = b.member_id WHERE b.prev IS NULL "
+        "AND (b.tier_id = 0 OR b.tier_id = f.first_tier)), "
+        f"parts AS ({parts}) "
+    )
+    return sql, params
+
+
+def _count_parts_add(members: str, params: list, *, sign: int, first: date | None,
+                     last: date | None, skip_range: bool = False,
+                     family: str | int | None = None, firsts: str | None = None) -> int:
+    """Add (``sign`` 1) or take away (-1) the count parts of the member-days of ``members``.
+
+    The other arguments are :func:`_count_parts_sql`'s.
+    """
+    sql, sql_params = _count_parts_sql(members, first=first, last=last, skip_range=skip_range,
+                                       family=family, firsts=firsts)
+    table = connection.ops.quote_name(MemberCountPart._meta.db_table)
+    columns = ", ".join(_COUNT_COLUMNS)
+    sums = ", ".join(f"%s * SUM({name})" for name in _COUNT_COLUMNS)
+    updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in _COUNT_COLUMNS)
+    # One row per key: a run's change is added in place (PostgreSQL and SQLite upsert).
+    return _execute(
+        f"{sql}INSERT INTO {table} (store_id, tier_id, low, high, {columns}) "  # noqa: S608
+        f"SELECT store_id, tier_id, low, high, {sums} FROM parts "
+        "WHERE 1 = 1 GROUP BY store_id, tier_id, low, high "
+        f"ON CONFLICT (store_id, tier_id, low, high) DO UPDATE SET {updates}",
+        [*params, *sql_params, *([sign] * len(_COUNT_COLUMNS))],
+    )
+
+
+def _count_parts_before(first: date, last: date) -> None:
+    """Take away the parts that the member-days of ``first`` to ``last`` touch (step 1).
+
+    The members with member-days in the range are noted in a temporary table; their
+    parts that the range can change are taken away before the days are rebuilt.
+    """
+    md = connection.ops.quote_name(MemberDay._meta.db_table)
+    _execute(f"DROP TABLE IF EXISTS {_AFFECTED}", [])
+    _execute(f"CREATE TEMPORARY TABLE {_AFFECTED} (member_id BIGINT PRIMARY KEY, "
+             "fresh BOOLEAN NOT NULL)", [])
+    affected = _execute(
+        f"INSERT INTO {_AFFECTED} (member_id, fresh) SELECT DISTINCT md.member_id, %s "  # noqa: S608
+        f"FROM {md} md WHERE md.day >= %s AND md.day <= %s", [False, first, last],
+    )
+    # Each pass reads the member-days of its members: none, no pass (a day rolled up
+    # for the first time).
+    if affected:
+        _analyze_affected()
+        _count_parts_add(_IN_AFFECTED, [], sign=-1, first=first, last=last)
+
+
+def _analyze_affected() -> None:
+    # A temporary table has no statistics: without them PostgreSQL guesses its size and
+    # may read every member-day instead of the affected members' through their index.
+    if connection.vendor == "postgresql":
+        _execute(f"ANALYZE {_AFFECTED}", [])
+
+
+def _count_parts_after(first: date, last: date) -> None:
+    """Add the parts of the rebuilt member-days of ``first`` to ``last`` (step 2).
+
+    Members who had no member-day in the range before the run had parts all the same
+    (their neighbouring days): those are taken away first, computed without the range.
+    """
+    md = connection.ops.quote_name(MemberDay._meta.db_table)
+    fresh = _execute(
+        f"INSERT INTO {_AFFECTED} (member_id, fresh) SELECT DISTINCT md.member_id, %s "  # noqa: S608
+        f"FROM {md} md WHERE md.day >= %s AND md.day <= %s AND md.member_id NOT IN "
+        f"(SELECT member_id FROM {_AFFECTED})", [True, first, last],
+    )
+    _analyze_affected()
+    if fresh:
+        _count_parts_add(_IN_FRESH, [True], sign=-1, first=first, last=last, skip_range=True)
+    _count_parts_add(_IN_AFFECTED, [], sign=1, first=first, last=last)
+    _execute(f"DROP TABLE {_AFFECTED}", [])
+
+
+def _count_parts_rebuild() -> None:
+    """Fill the count parts from every member-day (the table is empty).
+
+    In pieces whose rows never meet (every store and tier, the tiers, then each store),
+    so each piece inserts its rows once: pieces of members would add to the same rows
+    again and again. Each member's first purchase (and its tier) is computed once, for
+    the pieces that see one store's days only.
+    """
+    md = connection.ops.quote_name(MemberDay._meta.db_table)
+    _execute(f"DROP TABLE IF EXISTS {_FIRSTS}", [])
+    _execute(
+        f"CREATE TEMPORARY TABLE {_FIRSTS} AS SELECT md.member_id, f.first_day, "  # noqa: S608
+        f"MAX(md.tier_id) AS first_tier FROM {md} md JOIN (SELECT member_id, "
+        f"MIN(day) AS first_day FROM {md} WHERE purchases > 0 GROUP BY member_id) f "
+        "ON f.member_id = md.member_id AND f.first_day = md.day WHERE md.purchases > 0 "
+        "GROUP BY md.member_id, f.first_day", [],
+    )
+    # Every store (a store without member-days adds nothing): the stores table is tiny.
+    stores = Purchase._meta.get_field("store").related_model.objects.order_by("pk").values_list(
+        "pk", flat=True)
+    for family in ["all", "tiers", *stores]:
+        _count_parts_add("1 = 1", [], sign=1, first=None, last=None, family=family,
+                         firsts=_FIRSTS)
+    _execute(f"DROP TABLE {_FIRSTS}", [])
+
+
 # ------------------------------------------------------------------ runs
 
 
 def rollup_days(
     *, first: date, last: date, trigger: str = TRIGGER_RECOMPUTE, user_id: int | None = None,
-    run_id: int | None = None,
+    run_id: int | None = None, whole_history: bool = False,
 ) -> RollupRun:
     """Rebuild every roll-up table's rows of days ``first`` to ``last`` (both included).
 
     One transaction: the dashboards see the old rows or the new ones, never half. Safe
     to run twice; runs are serialised. Returns the logged run (``run_id``: a run logged
-    when it was asked for).
+    when it was asked for). ``whole_history``: every roll-up was just emptied and the
+    range is all of history (the rebuild), so the member count parts are built from
+    scratch rather than adjusted.
     """
     if last < first:
         raise ValueError("The last day comes before the first.")
@@ -276,6 +512,11 @@ def rollup_days(
                 first_day=first, last_day=last, trigger=trigger, requested_by_id=user_id
             )
         days = {"day__gte": first, "day__lte": last}
+        if whole_history:
+            # A live run between the rebuild's emptying and this run would count twice.
+            MemberCountPart.objects.all().delete()
+        else:
+            _count_parts_before(first, last)
         for model in (SalesDay, PointsDay, EnrolmentDay, MemberDay):
             model.objects.filter(**days).delete()
         _sales(first, last)
@@ -283,6 +524,10 @@ def rollup_days(
         _enrolments(first, last)
         _member_days(first, last)
         _cohorts(first, last)
+        if whole_history:
+            _count_parts_rebuild()
+        else:
+            _count_parts_after(first, last)
         run.finished_at = timezone.now()
         run.seconds = round(clock.monotonic() - started, 3)
         run.save(update_fields=["finished_at", "seconds"])
@@ -338,13 +583,15 @@ def rollup_rebuild(*, user_id: int | None = None, progress=None) -> list[RollupR
     today = timezone.localdate()
     with transaction.atomic():
         _lock()
-        for model in (SalesDay, PointsDay, EnrolmentDay, MemberDay, CohortMonth):
+        for model in (SalesDay, PointsDay, EnrolmentDay, MemberDay, CohortMonth,
+                      MemberCountPart):
             model.objects.all().delete()
     if first is None:
         return []
     # One pass over the whole history: the purchases and the ledger are read once
     # (month by month, a table not stored in time order would be read once a month).
-    run = rollup_days(first=first, last=today, trigger=TRIGGER_REBUILD, user_id=user_id)
+    run = rollup_days(first=first, last=today, trigger=TRIGGER_REBUILD, user_id=user_id,
+                      whole_history=True)
     if progress:
         progress(run)
     return [run]

@@ -4,12 +4,14 @@ Each function takes a :class:`Scope` (the period, the period it is compared with
 store and tier filters) and returns plain numbers; the formulas are on the "How we
 compute this" page (``templates/admin/dashboards/methods.html``) and in
 ``docs/readme/dashboards.md``. Every count of distinct members reads
-:class:`~loyalty_admin.models.MemberDay`; every sum reads the smaller per-day tables.
+:class:`~loyalty_admin.models.MemberCountPart` (pre-aggregated from the member-days, so
+a page reads thousands of rows, not millions); every sum reads the smaller per-day
+tables.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -23,7 +25,7 @@ from loyalty_admin.models import (
     CohortMonth,
     EnrolmentDay,
     MarketingSpend,
-    MemberDay,
+    MemberCountPart,
     PointsDay,
     SalesDay,
     ValueEstimate,
@@ -284,17 +286,6 @@ class MembersSummary:
         ))
 
 
-def _member_day_filters(scope: Scope) -> tuple[str, list]:
-    sql, params = "", []
-    if scope.store_id:
-        sql += " AND md.store_id = %s"
-        params.append(scope.store_id)
-    if scope.tier_id:
-        sql += " AND md.tier_id = %s"
-        params.append(scope.tier_id)
-    return sql, params
-
-
 def _enrolment_rows(scope: Scope):
     rows = EnrolmentDay.objects.all()
     if scope.tier_id:
@@ -302,55 +293,97 @@ def _enrolment_rows(scope: Scope):
     return rows
 
 
+# How a count of distinct members comes from MemberCountPart. In one filter's sequence
+# of a member's days (see the model), the member bought in [a, b] when exactly one of
+# their days with a purchase in [a, b] has its previous one before a: so the buyers are
+# the days with a purchase in [a, b] (buy_days) less those whose previous day with a
+# purchase is in [a, b] too (buy_gaps of pairs with low >= a and high <= b). Active
+# members likewise from active days. The new buyers are the first days of sequences
+# whose first purchase ever is in [a, b] (first). A member with exactly one purchase in
+# [a, b] has a day with one purchase there and none before or after it inside:
+# one_days - one_previous - one_next + one_span (inclusion-exclusion); the repeat
+# buyers are the other buyers. Members enrolled by day c - 1 who bought in [c, b]: days
+# with a purchase in [c, b] less those whose previous purchase or enrolment is on or
+# after c (churn_gaps). Each term reads one row per pair of days of the periods,
+# whatever the number of members.
+
+
+def _count_terms(scope: Scope, terms: list[tuple[str, date, date]]) -> list[int]:
+    """Return a column of the parts summed for each (column, a, b) term (1 query).
+
+    A term sums the column over the parts with ``low >= a`` and ``high <= b``, for the
+    scope's store and tier (0: every one). The parts are grouped by which periods they
+    fall in (a handful of groups), so each row is tested once per period, not per term.
+    """
+    table = connection.ops.quote_name(MemberCountPart._meta.db_table)
+    known = set(MemberCountPart.MEASURES)
+    periods = sorted({(a, b) for _c, a, b in terms})
+    columns = sorted({column for column, _a, _b in terms})
+    if not known.issuperset(columns):
+        raise ValueError(columns)
+    # One number per row, bit k set when the row is inside period k: a single grouping
+    # key the planner hashes (separate flags make it guess as many groups as rows).
+    inside = " + ".join(f"CASE WHEN p.low >= %s AND p.high <= %s THEN {1 << k} ELSE 0 END"
+                        for k in range(len(periods)))
+    sums = ", ".join(f"SUM(p.{column})" for column in columns)
+    with connection.cursor() as cursor:
+        # Table and column names are the model's; every value is a parameter.
+        cursor.execute(
+            f"SELECT p.inside, {sums} FROM (SELECT {inside} AS inside, p.* FROM {table} p "  # noqa: S608
+            "WHERE p.store_id = %s AND p.tier_id = %s AND p.low >= %s AND p.high <= %s) p "
+            "GROUP BY p.inside",
+            [*(day for period in periods for day in period), scope.store_id or 0,
+             scope.tier_id or 0, periods[0][0], max(b for _a, b in periods)],
+        )
+        groups = cursor.fetchall()
+    totals = dict.fromkeys(((c, p) for c in columns for p in periods), 0)
+    for bits, *values in groups:
+        within = [period for k, period in enumerate(periods) if bits & (1 << k)]
+        for column, value in zip(columns, values, strict=True):
+            for period in within:
+                totals[column, period] += int(value or 0)
+    return [totals[column, (a, b)] for column, a, b in terms]
+
+
+def _buyers(first: date, last: date) -> list[tuple[str, date, date]]:
+    return [("buy_days", first, last), ("buy_gaps", first, last)]
+
+
 def members_summary(scope: Scope) -> MembersSummary:
     """Return the member counts of the period and the period before (3 queries).
 
-    Retention of the period before needs the period before that: three periods of
-    member-days are read in one pass, grouped by member.
+    Retention of the period before needs the period before that. Every count of
+    distinct members is a signed sum of pre-aggregated parts (see the note above and
+    :class:`~loyalty_admin.models.MemberCountPart`), in one query; the members who
+    bought in two neighbouring periods are those of each less those of both together.
+    The period compared with must end the day before the period starts (it always does:
+    :meth:`Period.previous`).
     """
     now, before = scope.period, scope.previous
     earlier = before.previous()
-    table = connection.ops.quote_name(MemberDay._meta.db_table)
-    # The first purchase ever counts wherever it was made: the store filter goes into
-    # each condition but that one, not into WHERE. The id is an int, never text.
-    at_store = f" AND md.store_id = {int(scope.store_id)}" if scope.store_id else ""
-    where, filter_params = _member_day_filters(replace(scope, store_id=None))
-
-    def flag(condition: str) -> str:
-        return f"MAX(CASE WHEN md.day >= %s AND md.day <= %s AND {condition} THEN 1 ELSE 0 END)"
-
-    bought, anything = f"md.purchases > 0{at_store}", f"1 = 1{at_store}"
-    count = f"SUM(CASE WHEN md.day >= %s AND md.day <= %s{at_store} THEN md.purchases ELSE 0 END)"
-    per_member = (
-        f"SELECT md.member_id, "  # noqa: S608 - the model's table; values are parameters
-        f"{flag(bought)} AS b0, {flag(bought)} AS b1, {flag(bought)} AS b2, "
-        f"{flag(anything)} AS a1, {flag(anything)} AS a2, "
-        f"{flag('md.first_purchase')} AS f1, {flag('md.first_purchase')} AS f2, "
-        f"{count} AS n1, {count} AS n2 "
-        f"FROM {table} md WHERE md.day >= %s AND md.day <= %s{where} GROUP BY md.member_id"
-    )
-    params = [
-        earlier.first, earlier.last, before.first, before.last, now.first, now.last,
-        before.first, before.last, now.first, now.last,
-        before.first, before.last, now.first, now.last,
-        before.first, before.last, now.first, now.last,
-        earlier.first, now.last, *filter_params,
-    ]
-    with connection.cursor() as cursor:
-        # Table name is the model's; every value is a parameter.
-        cursor.execute(
-            "SELECT SUM(a1), SUM(a2), SUM(b0), SUM(b1), SUM(b2), "  # noqa: S608
-            "SUM(CASE WHEN b0 = 1 AND b1 = 1 THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN b1 = 1 AND b2 = 1 THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN b1 = 1 AND f1 = 1 THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN b2 = 1 AND f2 = 1 THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN n1 >= 2 THEN 1 ELSE 0 END), SUM(CASE WHEN n2 >= 2 THEN 1 ELSE 0 END), "
-            f"SUM(n1), SUM(n2) FROM ({per_member}) m",
-            params,
+    if before.last + timedelta(days=1) != now.first:
+        raise ValueError("The period compared with must end the day before the period.")
+    buyers_of = (earlier, before, now, Period(earlier.first, before.last),
+                 Period(before.first, now.last))
+    terms = [term for p in buyers_of for term in _buyers(p.first, p.last)]
+    for p in (before, now):
+        terms += [(column, p.first, p.last) for column in (
+            "active_days", "active_gaps", "first", "one_days", "one_previous", "one_next",
+            "one_span", "purchases",
+        )]
+    values = iter(_count_terms(scope, terms))
+    b0, b1, b2, b01, b12 = (next(values) - next(values) for _p in buyers_of)
+    kept1, kept2 = b0 + b1 - b01, b1 + b2 - b12
+    figures = {}
+    for name, bought in (("1", b1), ("2", b2)):
+        days, gaps, first, one, one_prev, one_next, one_span, purchases = (
+            next(values) for _k in range(8)
         )
-        (a1, a2, b0, b1, b2, kept1, kept2, new1, new2, rep1, rep2, n1, n2) = (
-            int(value or 0) for value in cursor.fetchone()
-        )
+        # At one store only purchases count: points are spent at no store.
+        figures[f"a{name}"] = bought if scope.store_id else days - gaps
+        figures[f"new{name}"] = first
+        figures[f"rep{name}"] = bought - (one - one_prev - one_next + one_span)
+        figures[f"n{name}"] = purchases
     base_now = now.last - timedelta(days=scope.churn_days)
     base_before = before.last - timedelta(days=scope.churn_days)
     enrolled = _enrolment_rows(scope).filter(day__lte=now.last).aggregate(
@@ -365,33 +398,28 @@ def members_summary(scope: Scope) -> MembersSummary:
     return MembersSummary(
         total=Pair(enrolled["total_now"], enrolled["total_before"]),
         new=Pair(enrolled["new_now"], enrolled["new_before"]),
-        active=Pair(a2, a1), buyers=Pair(b2, b1), previous_buyers=Pair(b1, b0),
-        retained=Pair(kept2, kept1), new_buyers=Pair(new2, new1),
-        repeat_buyers=Pair(rep2, rep1), member_purchases=Pair(n2, n1),
+        active=Pair(figures["a2"], figures["a1"]), buyers=Pair(b2, b1),
+        previous_buyers=Pair(b1, b0), retained=Pair(kept2, kept1),
+        new_buyers=Pair(figures["new2"], figures["new1"]),
+        repeat_buyers=Pair(figures["rep2"], figures["rep1"]),
+        member_purchases=Pair(figures["n2"], figures["n1"]),
         churn_base=Pair(enrolled["base_now"], enrolled["base_before"]),
         churn_active=Pair(churn_now, churn_before),
     )
 
 
 def _churn_active(scope: Scope, base_now: date, base_before: date) -> tuple[int, int]:
-    """Return how many members enrolled by each base day bought in the window after it."""
-    now, before = scope.period, scope.previous
-    table = connection.ops.quote_name(MemberDay._meta.db_table)
-    where, filter_params = _member_day_filters(scope)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT SUM(w1), SUM(w2) FROM (SELECT md.member_id, "  # noqa: S608
-            "MAX(CASE WHEN md.day > %s AND md.day <= %s AND md.enrolled_on <= %s "
-            "THEN 1 ELSE 0 END) AS w1, "
-            "MAX(CASE WHEN md.day > %s AND md.day <= %s AND md.enrolled_on <= %s "
-            "THEN 1 ELSE 0 END) AS w2 "
-            f"FROM {table} md WHERE md.purchases > 0 AND md.day > %s AND md.day <= %s{where} "
-            "GROUP BY md.member_id) m",
-            [base_before, before.last, base_before, base_now, now.last, base_now,
-             min(base_before, base_now), max(before.last, now.last), *filter_params],
-        )
-        w1, w2 = cursor.fetchone()
-    return int(w2 or 0), int(w1 or 0)
+    """Return how many members enrolled by each base day bought in the window after it.
+
+    One query: the days with a purchase in the window less those whose previous
+    purchase or enrolment is inside it (the note above :func:`members_summary`).
+    """
+    terms = []
+    for base, last in ((base_now, scope.period.last), (base_before, scope.previous.last)):
+        start = base + timedelta(days=1)
+        terms += [("buy_days", start, last), ("churn_gaps", start, last)]
+    days_now, gaps_now, days_before, gaps_before = _count_terms(scope, terms)
+    return days_now - gaps_now, days_before - gaps_before
 
 
 def members_trend(scope: Scope) -> tuple[str, list[dict]]:

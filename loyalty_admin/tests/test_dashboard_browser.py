@@ -1,22 +1,20 @@
 """Each dashboard in a real browser (headless Chromium), with its charts; screenshots
 are kept in ``test-artifacts/``."""
 
-import importlib
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from playwright.sync_api import Page, expect
 
 from loyalty_admin.dashboards import rollups
 from loyalty_admin.dashboards.services import marketing_spend_save
 from loyalty_admin.tests.dashboard_data import worked_example
 from members.roles import ANALYST, SUPPORT
+from members.tests.browser import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PASSWORD = "pw-for-tests-1"
 PAGES = [
     ("overview", "Programme health"), ("points", "Points"),
     ("retention", "Retention and cohorts"), ("acquisition", "Acquisition cost"),
@@ -27,14 +25,7 @@ PAGES = [
 
 @pytest.fixture
 def dashboard_roles(roles_present):
-    """The dashboards' grants too (a transactional test flushes the role groups)."""
-    grants = importlib.import_module("loyalty_admin.migrations.0002_roles").GRANTS
-    for role, names in grants.items():
-        group, _created = Group.objects.get_or_create(name=role)
-        for name in names:
-            app_label, codename = name.split(".")
-            group.permissions.add(Permission.objects.get(
-                content_type__app_label=app_label, codename=codename))
+    """The role groups with every app's grants, the dashboards' included (the root fixture)."""
 
 
 @pytest.fixture
@@ -46,14 +37,6 @@ def programme(db):
     marketing_spend_save(month=date(2025, 1, 1), amount=Decimal("1500"), channel="Ads")
     rollups.rollup_rebuild()
     return data
-
-
-def log_in(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    expect(page.locator("#user-tools")).to_contain_text(username)
 
 
 def test_an_analyst_opens_every_dashboard_with_its_charts(

@@ -192,3 +192,44 @@ def test_rebuild_starts_at_the_first_day_of_history(programme):
         timezone.localdate(Purchase.objects.order_by("purchased_at").first().purchased_at),
     )
     assert isinstance(first, date)
+
+
+def _count_parts() -> list[tuple]:
+    from loyalty_admin.models import MemberCountPart
+
+    # Keys whose every measure went back to 0 stay as rows of zeros: they count nothing.
+    columns = ["store_id", "tier_id", "low", "high", *MemberCountPart.MEASURES]
+    return sorted(row for row in MemberCountPart.objects.values_list(*columns)
+                  if any(row[4:]))
+
+
+def test_count_parts_adjusted_in_place_equal_parts_built_from_scratch(programme):
+    """A run adjusts the member count parts of its days; they must equal a fresh build."""
+    from django.db import transaction
+
+    from loyalty_admin.models import MemberCountPart
+
+    today, stores, tiers = programme["today"], programme["stores"], programme["tiers"]
+    members = list(Member.objects.filter(purchases__isnull=False).distinct().order_by("id")[:3])
+    middle = today - timedelta(days=50)
+    # A late purchase before a member's first, one in the middle of a history, one for
+    # a member who had none in the range, a purchase deleted, and a tier changed.
+    first = Purchase.objects.filter(member=members[0]).order_by("purchased_at").first()
+    buy(stores[0], members[0], timezone.localdate(first.purchased_at) - timedelta(days=2),
+        "10.00", "LATE-A")
+    buy(stores[1], members[1], middle, "20.00", "LATE-B")
+    buy(stores[2], members[2], middle + timedelta(days=1), "30.00", "LATE-C")
+    buy(stores[2], members[2], middle + timedelta(days=1), "31.00", "LATE-D")
+    Purchase.objects.filter(member=members[1], purchased_at__date__lt=middle).order_by(
+        "-purchased_at").first().delete()
+    MemberTier.objects.filter(member=members[2]).update(tier=tiers[1])
+    rollups.rollup_days(first=timezone.localdate(first.purchased_at) - timedelta(days=2),
+                        last=timezone.localdate(first.purchased_at))
+    rollups.rollup_days(first=middle - timedelta(days=20), last=middle + timedelta(days=3))
+    rollups.rollup_days(first=today, last=today)
+    adjusted = _count_parts()
+    with transaction.atomic():
+        MemberCountPart.objects.all().delete()
+        rollups._count_parts_rebuild()
+    assert adjusted == _count_parts()
+    assert len(adjusted) > 100

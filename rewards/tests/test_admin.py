@@ -5,7 +5,6 @@ on PostgreSQL; pages are checked for what a person sees and the database for wha
 (or was not) written.
 """
 
-import importlib
 from datetime import timedelta
 from decimal import Decimal
 
@@ -43,34 +42,7 @@ from rewards.tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
-ROLE_GRANTS = {
-    **{role: list(names) for role, names in
-       importlib.import_module("members.migrations.0003_roles").GRANTS.items()},
-}
-for _role, _names in importlib.import_module("rewards.migrations.0002_roles").GRANTS.items():
-    ROLE_GRANTS.setdefault(_role, []).extend(_names)
-
-
 # ------------------------------------------------------------------ fixtures and helpers
-
-
-@pytest.fixture
-def role_user(role_user, db):
-    """The root ``role_user`` factory, with the role groups holding both apps' grants.
-
-    A ``transaction=True`` test elsewhere ends with a flush that empties the groups the
-    data migrations created.
-    """
-    from django.contrib.auth.models import Group, Permission
-
-    for role, names in ROLE_GRANTS.items():
-        group, _created = Group.objects.get_or_create(name=role)
-        for name in names:
-            app_label, codename = name.split(".")
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-    return role_user
 
 
 def admin_url(name: str, *args) -> str:
