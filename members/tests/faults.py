@@ -12,10 +12,13 @@ import glob
 import os
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from celery import Celery
 from django.db import connection, connections
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,3 +140,32 @@ def worker_stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=30)
+
+
+# ------------------------------------------------------------------ a test's own queue
+
+
+@pytest.fixture
+def broker(settings, tmp_path):
+    """A Celery client on the test Redis, a queue of this test's own, a worker environment."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        pytest.skip("needs the Redis that bin/test.sh starts")
+    # Not the current app: the project's tasks must keep resolving to the project's app.
+    client = Celery(broker=redis_url, backend=redis_url, set_as_current=False)
+    client.conf.update(task_serializer="json", accept_content=["json"])
+    queue = f"faults-{uuid.uuid4().hex[:8]}"
+    yield client, queue, worker_env(settings)
+    import redis
+
+    connection = redis.Redis.from_url(redis_url)
+    connection.delete(queue)
+
+
+def wait_for(condition, *, timeout: float, message: str, every: float = 0.02):
+    """Poll ``condition`` until it holds; fail with ``message`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(every)

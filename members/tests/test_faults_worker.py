@@ -7,49 +7,22 @@ broker itself gives a dead worker's message to the next worker.
 """
 
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
-from celery import Celery
 from django.db.models import Count
 from django.utils import timezone
 
 from members.models import Member, PointsEntry
 from members.selectors import ledger_mismatches
 from members.services import PostingRequest, points_post_batch
-from members.tests.faults import faults_marker, worker_env, worker_start, worker_stop
+from members.tests.faults import broker, faults_marker, wait_for, worker_start, worker_stop
+
+__all__ = ["broker"]  # the fixture, imported for the tests below
 
 pytestmark = [faults_marker(), pytest.mark.django_db(transaction=True)]
 
 APP = "members.tests.faults_app"
-
-
-@pytest.fixture
-def broker(settings, tmp_path):
-    """A Celery client on the test Redis, and a queue of this test's own."""
-    import os
-
-    settings.MEDIA_ROOT = tmp_path / "media"
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        pytest.skip("needs the Redis that bin/test.sh starts")
-    # Not the current app: the project's tasks must keep resolving to the project's app.
-    client = Celery(broker=redis_url, backend=redis_url, set_as_current=False)
-    client.conf.update(task_serializer="json", accept_content=["json"])
-    queue = f"faults-{uuid.uuid4().hex[:8]}"
-    yield client, queue, worker_env(settings)
-    import redis
-
-    connection = redis.Redis.from_url(redis_url)
-    connection.delete(queue)
-
-
-def wait_for(condition, *, timeout: float, message: str, every: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, message
-        time.sleep(every)
 
 
 def test_nightly_expiry_whose_worker_is_killed_is_finished_by_the_next_worker_once(broker):
