@@ -1,3 +1,4 @@
+from axes.apps import AppConfig as AxesAppConfig
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -19,3 +20,9 @@ class SecurityConfig(AppConfig):
         # once every app is loaded, and members imports nothing above it.
         audit_connect()
         user_logged_in.connect(session_clock_start, dispatch_uid="security-session-clock")
+
+
+class LoginAttemptsConfig(AxesAppConfig):
+    """django-axes under a name support staff recognise in the admin's menu."""
+
+    verbose_name = _("Login attempts and lock-outs")

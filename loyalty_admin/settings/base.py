@@ -49,7 +49,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "django_filters",
     "import_export",
-    "axes",
+    "loyalty_admin.security.apps.LoginAttemptsConfig",  # django-axes, named for people
     "django_otp",
     "django_otp.plugins.otp_totp",
     "csp",
