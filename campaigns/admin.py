@@ -53,20 +53,9 @@ from campaigns.selectors import (
     segment_members,
     segment_preview,
 )
+from members.admin import ReadOnlyAdmin
 from members.paginators import LargeTablePaginator
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records the system writes; people only read them."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from rewards.services import voucher_code_generate
 
 
 @admin.register(CampaignSettings)
@@ -418,7 +407,8 @@ class CampaignAdmin(admin.ModelAdmin):
                 context["offer"] = campaign.reward.name if campaign.reward_id else (
                     offer_favourite_text(percent=campaign.offer_discount_percent,
                                          category=context["favourite_category"] or ""))
-                context["voucher_code"] = "XXXX-XXXX-XXXX" if campaign.reward_id else ""
+                # A code in the real format, not issued: the send issues each member's own.
+                context["voucher_code"] = voucher_code_generate() if campaign.reward_id else ""
             if campaign.kind == Campaign.Kind.BONUS_POINTS:
                 context["bonus_points"] = campaign.bonus_points
             rendered = services.message_render(variant=variant, language=context["language"],

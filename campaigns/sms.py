@@ -6,6 +6,8 @@ gateway subclasses :class:`BaseSmsBackend` and implements :meth:`send`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from django.conf import settings
 from django.utils.module_loading import import_string
 
@@ -17,15 +19,15 @@ class SmsError(Exception):
     """The gateway refused or failed to take the message."""
 
 
-class BaseSmsBackend:
-    """Send one text message to one phone number."""
+class BaseSmsBackend(ABC):
+    """Send one text message to one phone number (the interface a gateway implements)."""
 
+    @abstractmethod
     def send(self, *, phone: str, text: str) -> str:
         """Send ``text`` to ``phone`` (digits with country code); return the gateway's id.
 
         Raise :class:`SmsError` when the gateway refuses it.
         """
-        raise NotImplementedError
 
 
 class RecordingSmsBackend(BaseSmsBackend):

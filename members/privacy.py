@@ -43,6 +43,7 @@ from members.models import (
     PurchaseLine,
     PurchaseRefund,
 )
+from members.services import PointsRefused
 
 ERASE_PERMISSION = "members.erase_member"
 EXPORT_PERMISSION = "members.export_personal_data"
@@ -66,17 +67,9 @@ ERASE_REASON_MAX = 500
 ERASE_REASON_TOO_LONG = _("Keep the reason under %(max)s characters.")
 
 
-class ErasureRefused(Exception):
-    """An erasure the rules refuse; nothing was written."""
-
-    def __init__(self, message, *, code: str, params: dict | None = None):
-        self.message = message
-        self.code = code
-        self.params = params or {}
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return str(self.message) % self.params if self.params else str(self.message)
+class ErasureRefused(PointsRefused):
+    """An erasure the rules refuse; nothing was written (message, code and params as
+    every refusal of the members services)."""
 
 
 # ------------------------------------------------------------------ registry

@@ -23,6 +23,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from members.admin import ReadOnlyAdmin
 from surveys import selectors, services
 from surveys.forms import (
     InviteForm,
@@ -287,7 +288,7 @@ def results_context(survey: Survey, period: dict) -> dict:
 
 
 @admin.register(Invitation)
-class InvitationAdmin(PlainTitleMixin, admin.ModelAdmin):
+class InvitationAdmin(PlainTitleMixin, ReadOnlyAdmin):
     """Who was invited when; the links themselves are never shown or stored."""
 
     list_display = ("member", "survey", "channel", "language", "created_at", "expires_at",
@@ -298,15 +299,6 @@ class InvitationAdmin(PlainTitleMixin, admin.ModelAdmin):
     readonly_fields = [f.name for f in Invitation._meta.fields if f.name != "link_key"]
     exclude = ("link_key",)
     show_full_result_count = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 # ------------------------------------------------------------------ answers
