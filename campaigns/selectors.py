@@ -229,22 +229,29 @@ def member_deliveries(*, member_id: int, limit: int = 10) -> list[MessageDeliver
 # ------------------------------------------------------------------ multipliers
 
 
+def _multiplier_recipients(member_ids):
+    # Ordered by campaign so that, between equal multipliers, the same campaign wins
+    # whether one moment or many are asked.
+    return CampaignRecipient.objects.filter(
+        member_id__in=list(member_ids), is_control=False,
+        campaign__kind=Campaign.Kind.MULTIPLIER,
+        campaign__status__in=(Campaign.Status.RUNNING, Campaign.Status.FINISHED),
+    ).order_by("campaign_id")
+
+
 def campaign_multipliers_lookup(member_ids, at: datetime) -> dict[int, tuple[Decimal, str]]:
     """Return ``{member_id: (multiplier, campaign name)}`` of multiplier campaigns in force
     at ``at`` for these members (the biggest when several apply). One query.
 
     Registered with :func:`rewards.engine.bonus_multiplier_lookup_register`; members of
-    the control group get no multiplier.
+    the control group get no multiplier. :func:`campaign_multiplier_periods` answers for
+    many moments at once.
     """
     if not member_ids:
         return {}
     rows = (
-        CampaignRecipient.objects.filter(
-            member_id__in=list(member_ids), is_control=False,
-            campaign__kind=Campaign.Kind.MULTIPLIER,
-            campaign__status__in=(Campaign.Status.RUNNING, Campaign.Status.FINISHED),
-            campaign__starts_at__lte=at,
-        )
+        _multiplier_recipients(member_ids)
+        .filter(campaign__starts_at__lte=at)
         .filter(Q(campaign__ends_at__isnull=True) | Q(campaign__ends_at__gt=at))
         .values_list("member_id", "campaign__multiplier", "campaign__name")
     )
@@ -253,6 +260,29 @@ def campaign_multipliers_lookup(member_ids, at: datetime) -> dict[int, tuple[Dec
         if member_id not in found or multiplier > found[member_id][0]:
             found[member_id] = (multiplier, name)
     return found
+
+
+def campaign_multiplier_periods(member_ids) -> dict[int, list[tuple]]:
+    """Return ``{member_id: [(starts_at, ends_at, multiplier, campaign name)]}``: the
+    periods of the multiplier campaigns these members are treated in. One query.
+
+    What :func:`rewards.engine.bonus_multipliers_get_many` reads for a batch of receipts
+    with many moments, instead of :func:`campaign_multipliers_lookup` per moment.
+    """
+    found: dict[int, list[tuple]] = {}
+    if not member_ids:
+        return found
+    for member_id, starts_at, ends_at, multiplier, name in _multiplier_recipients(
+        member_ids
+    ).filter(campaign__starts_at__isnull=False).values_list(
+        "member_id", "campaign__starts_at", "campaign__ends_at", "campaign__multiplier",
+        "campaign__name",
+    ):
+        found.setdefault(member_id, []).append((starts_at, ends_at, multiplier, name))
+    return found
+
+
+campaign_multipliers_lookup.periods = campaign_multiplier_periods
 
 
 # ------------------------------------------------------------------ results

@@ -10,6 +10,7 @@ from __future__ import annotations
 # every value is a query parameter.
 # ruff: noqa: S608
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -32,6 +33,7 @@ from members.models import (
     PurchaseLine,
     PurchaseRefund,
 )
+from members.postgres import arrays_execute, ids_reserve, rows_copy
 from members.selectors import points_pending_get, programme_settings_get
 
 # Messages are constants so that tests and screens agree on them.
@@ -587,7 +589,10 @@ class PostingRequest:
 
 
 def points_post_batch(
-    *, requests: list[PostingRequest], actor: AbstractBaseUser | None = None
+    *,
+    requests: list[PostingRequest],
+    actor: AbstractBaseUser | None = None,
+    last_purchases: Mapping[int, datetime] | None = None,
 ) -> list[Posting | PointsRefused]:
     """Post many movements at once, with exactly the rules of :func:`points_post`.
 
@@ -597,6 +602,11 @@ def points_post_batch(
     statements for the whole batch, in one transaction. Return, per request and in
     order, its :class:`Posting` (``created`` False for a key posted before) or the
     :class:`PointsRefused` that explains why nothing was written for it.
+
+    ``last_purchases`` (member id: time of a purchase being recorded) moves those
+    members' last purchase time forward in the same UPDATE as the balances, as
+    :func:`members_last_purchase_advance` would: one new version of each member row
+    instead of two, for a batch of receipts.
     """
     if not requests:
         return []
@@ -604,18 +614,27 @@ def points_post_batch(
     results: list[Posting | PointsRefused | None] = [None] * len(requests)
     with transaction.atomic():
         member_ids = sorted({request.member_id for request in requests})
-        locked = {
-            member_id: [status, balance]
-            for member_id, status, balance in Member.objects.select_for_update()
-            .filter(id__in=member_ids).order_by("id")
-            .values_list("id", "status", "points_balance")
-        }
-        existing = {
-            entry.idempotency_key: entry
-            for entry in PointsEntry.objects.filter(
-                idempotency_key__in=[request.idempotency_key for request in requests]
+        keys = [request.idempotency_key for request in requests]
+        if connection.vendor == "postgresql":
+            # Thousands of ids and keys as two arrays bound by the server: quoting them
+            # one by one into the SQL cost more than running the statements.
+            rows = arrays_execute(
+                f"SELECT id, status, points_balance FROM {_MEMBER_TABLE} "
+                "WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",
+                [member_ids],
             )
-        }
+            posted = [pk for (pk,) in arrays_execute(
+                f"SELECT id FROM {_LEDGER_TABLE} WHERE idempotency_key = ANY(%s::text[])",
+                [keys],
+            )]
+            before = PointsEntry.objects.filter(id__in=posted) if posted else ()
+        else:
+            rows = Member.objects.select_for_update().filter(id__in=member_ids).order_by(
+                "id"
+            ).values_list("id", "status", "points_balance")
+            before = PointsEntry.objects.filter(idempotency_key__in=keys)
+        locked = {member_id: [status, balance] for member_id, status, balance in rows}
+        existing = {entry.idempotency_key: entry for entry in before}
         debits = {r.member_id for r in requests if r.amount < 0 and not r.allow_debt}
         # Raw sums of pending amounts; rows accepted in this batch add to them below.
         pending = {
@@ -624,6 +643,7 @@ def points_post_batch(
             .values("member_id").annotate(total=Sum("amount"))
         } if debits else {}
         entries, seen = [], {}
+        actor_id = actor.pk if actor is not None else None
         for index, request in enumerate(requests):
             key = request.idempotency_key
             if key in existing or key in seen:
@@ -661,26 +681,107 @@ def points_post_batch(
                 results[index] = refusal
                 continue
             member[1] += request.amount
+            # Positional, in _ENTRY_COLUMNS order: Django's fast path (4 µs a row, not 16).
             entry = PointsEntry(
-                member_id=request.member_id, kind=request.kind, amount=request.amount,
-                balance_after=member[1], reason=reason, actor=actor,
-                purchase_id=request.purchase_id, reference=request.reference,
-                idempotency_key=key, created_at=request.posted_at or now,
-                available_at=request.available_at, details=request.details or [],
+                None, request.member_id, request.kind, request.amount, member[1], reason,
+                actor_id, request.purchase_id, None, request.reference, key,
+                request.posted_at or now, request.available_at, request.details or [],
             )
             entries.append((index, entry))
             seen[key] = entry
             if request.available_at is not None and request.available_at > now:
                 pending[request.member_id] = pending.get(request.member_id, 0) + request.amount
-        PointsEntry.objects.bulk_create([entry for _index, entry in entries], batch_size=2000)
-        changed = {entry.member_id for _index, entry in entries}
-        Member.objects.bulk_update(
-            [Member(id=member_id, points_balance=locked[member_id][1]) for member_id in changed],
-            ["points_balance"], batch_size=2000,
+        _entries_write([entry for _index, entry in entries])
+        changed = sorted({entry.member_id for _index, entry in entries})
+        _members_write(
+            balances={member_id: locked[member_id][1] for member_id in changed},
+            last_purchases=last_purchases or {},
         )
         for index, entry in entries:
             results[index] = Posting(entry=entry, created=True)
     return results
+
+
+# The ledger's columns in the model's field order, as COPY writes them and as
+# PointsEntry(*values) takes them (every column: COPY applies no model defaults).
+_ENTRY_COLUMNS = (
+    "id", "member_id", "kind", "amount", "balance_after", "reason", "actor_id",
+    "purchase_id", "reverses_id", "reference", "idempotency_key", "created_at",
+    "available_at", "details",
+)
+
+
+def _entries_write(entries: list[PointsEntry]) -> None:
+    """Insert a batch's ledger rows in their order (ids ascending, so ``balance_after``
+    reads in id order as the rows were posted)."""
+    if not entries:
+        return
+    if connection.vendor != "postgresql":
+        PointsEntry.objects.bulk_create(entries, batch_size=2000)
+        return
+    # COPY with ids drawn from the sequence first: no RETURNING to match rows up, and
+    # no Django model machinery per row (a third of an import's time went there).
+    for entry, pk in zip(entries, ids_reserve(PointsEntry, len(entries)), strict=True):
+        entry.pk = pk
+    encoder = DjangoJSONEncoder()
+    rows_copy(PointsEntry, _ENTRY_COLUMNS, (
+        (entry.pk, entry.member_id, entry.kind, entry.amount, entry.balance_after,
+         entry.reason, entry.actor_id, entry.purchase_id, entry.reverses_id, entry.reference,
+         entry.idempotency_key, entry.created_at, entry.available_at,
+         encoder.encode(entry.details))
+        for entry in entries
+    ))
+
+
+def _members_write(
+    *, balances: Mapping[int, int], last_purchases: Mapping[int, datetime]
+) -> None:
+    """Set the cached balances of the members a batch posted to (rows already locked)
+    and move the last purchase times forward, in one statement on PostgreSQL."""
+    if not balances and not last_purchases:
+        return
+    if connection.vendor != "postgresql":
+        Member.objects.bulk_update(
+            [Member(id=member_id, points_balance=balance)
+             for member_id, balance in balances.items()],
+            ["points_balance"], batch_size=2000,
+        )
+        members_last_purchase_advance(last_purchases)
+        return
+    # One statement; Django's bulk_update would build a CASE with a branch per member.
+    member_ids = sorted(set(balances) | set(last_purchases))
+    arrays_execute(
+        f"UPDATE {_MEMBER_TABLE} m SET "
+        "points_balance = COALESCE(v.balance, m.points_balance), "
+        "last_purchase_at = GREATEST(m.last_purchase_at, v.at) "
+        "FROM unnest(%s::bigint[], %s::integer[], %s::timestamptz[]) AS v(id, balance, at) "
+        "WHERE m.id = v.id",
+        [member_ids, [balances.get(member_id) for member_id in member_ids],
+         [last_purchases.get(member_id) for member_id in member_ids]],
+    )
+
+
+def members_last_purchase_advance(last_purchases: Mapping[int, datetime]) -> None:
+    """Move each member's last purchase time forward to the time given, never back.
+
+    For batches of receipts; :func:`purchase_create` does the same for one receipt.
+    """
+    if not last_purchases:
+        return
+    member_ids = sorted(last_purchases)
+    if connection.vendor == "postgresql":
+        arrays_execute(
+            f"UPDATE {_MEMBER_TABLE} m SET last_purchase_at = GREATEST(m.last_purchase_at, "
+            "v.at) FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, at) "
+            "WHERE m.id = v.id",
+            [member_ids, [last_purchases[member_id] for member_id in member_ids]],
+        )
+        return
+    for member_id in member_ids:
+        at = last_purchases[member_id]
+        Member.objects.filter(id=member_id).update(
+            last_purchase_at=Greatest(Coalesce(F("last_purchase_at"), Value(at)), Value(at))
+        )
 
 
 def points_expire_due(*, as_of: datetime | None = None) -> int:
@@ -722,5 +823,6 @@ __all__ = [
     "PointsRefused", "Posting", "PurchaseCreation", "PurchaseLineData",
     "member_save", "member_status_change", "points_adjust", "points_adjustment_approve",
     "points_adjustment_reject", "points_post", "points_post_batch", "points_reverse",
+    "members_last_purchase_advance",
     "PostingRequest", "purchase_create", "points_expire_due", "purchase_refund",
 ]

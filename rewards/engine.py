@@ -92,6 +92,44 @@ def bonus_multipliers_get(
     return found
 
 
+def bonus_multipliers_get_many(
+    *, moments: Sequence[tuple[int, datetime]]
+) -> dict[tuple[int, datetime], tuple[Decimal, str]]:
+    """Return :func:`bonus_multipliers_get`'s answer for many (member, moment) pairs.
+
+    For a batch of receipts, each with its own time: a lookup that offers
+    ``periods(member_ids)`` (``{member_id: [(starts_at, ends_at, multiplier, name)]}``,
+    ``ends_at`` None for open-ended, in force while ``starts_at <= at < ends_at``) costs
+    one call for all the moments; any other lookup is asked once per distinct moment.
+    Pairs without a multiplier are left out; the highest multiplier wins, as there.
+    """
+    moments = list(moments)
+    found: dict[tuple[int, datetime], tuple[Decimal, str]] = {}
+
+    def offer(key, multiplier, name):
+        if key not in found or multiplier > found[key][0]:
+            found[key] = (multiplier, name)
+
+    for lookup in _bonus_multiplier_lookups:
+        periods = getattr(lookup, "periods", None)
+        if periods is not None:
+            spans = periods(sorted({member_id for member_id, _at in moments}))
+            for member_id, at in moments:
+                for starts_at, ends_at, multiplier, name in spans.get(member_id, ()):
+                    if starts_at is not None and starts_at <= at and (
+                        ends_at is None or at < ends_at
+                    ):
+                        offer((member_id, at), multiplier, name)
+            continue
+        by_time: dict[datetime, set[int]] = {}
+        for member_id, at in moments:
+            by_time.setdefault(at, set()).add(member_id)
+        for at, member_ids in by_time.items():
+            for member_id, (multiplier, name) in lookup(sorted(member_ids), at).items():
+                offer((member_id, at), multiplier, name)
+    return found
+
+
 def earning_rules_load(*, on: date) -> RuleSet:
     """Return the active earning rules valid on ``on``.
 

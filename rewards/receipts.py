@@ -37,8 +37,7 @@ from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, F, Value
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Count
 from django.utils import timezone
 
 from members.models import (
@@ -49,11 +48,13 @@ from members.models import (
     PurchaseLine,
     TierBasis,
 )
+from members.postgres import arrays_execute, rows_copy
 from members.selectors import programme_settings_get
 from members.services import (
     Posting,
     PostingRequest,
     PurchaseLineData,
+    members_last_purchase_advance,
     points_post_batch,
 )
 from rewards import engine
@@ -61,7 +62,6 @@ from rewards.engine import (
     BasketLine,
     RuleSet,
     basket_points_explain,
-    bonus_multipliers_get,
     earning_rules_load,
 )
 from rewards.models import MemberTier, Referral, StampRule, Tier, TierChange, Voucher
@@ -216,11 +216,15 @@ def purchases_record_batch(
                 )
         created = [index for index in fresh if recording.created[index]]
         _lines_insert(receipts=receipts, indexes=created, purchase_ids=recording.purchase_ids)
-        _last_purchase_update(receipts=receipts, indexes=created)
         outcome = state.run(
             receipts=receipts, indexes=created, purchase_ids=recording.purchase_ids
         )
-        _postings_write(outcome.postings, actor=actor)
+        # The members' last purchase times go with their balances: one UPDATE of each.
+        last_purchases = _last_purchases(receipts=receipts, indexes=created)
+        if outcome.postings:
+            _postings_write(outcome.postings, actor=actor, last_purchases=last_purchases)
+        else:
+            members_last_purchase_advance(last_purchases)
         state.write(outcome)
     recording.accruals = outcome.accruals
     recording.points = outcome.points
@@ -267,15 +271,16 @@ def _purchases_insert(*, receipts: list[ReceiptData], fresh: list[int]) -> dict[
             for column, value in zip(values, row, strict=True):
                 column.append(value)
         arrays = ", ".join(f"%s::{kind}[]" for kind in columns.values())
-        with connection.cursor() as cursor:
-            cursor.execute(
+        ids = {
+            (store_id, number): pk
+            for pk, store_id, number in arrays_execute(
                 f"INSERT INTO {_PURCHASE_TABLE} ({', '.join(columns)}, refunded_total, "
                 f"created_at) SELECT *, 0, %s FROM unnest({arrays}) "
                 "ON CONFLICT (store_id, receipt_number) DO NOTHING "
                 "RETURNING id, store_id, receipt_number",
                 [now, *values],
             )
-            ids = {(store_id, number): pk for pk, store_id, number in cursor.fetchall()}
+        }
         return {
             index: ids[(receipts[index].store_id, receipts[index].receipt_number)]
             for index in fresh
@@ -310,13 +315,9 @@ def _lines_insert(
     if not rows:
         return
     if set_based():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {_LINE_TABLE} (purchase_id, sku, category_id, quantity, amount) "
-                "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::numeric[], "
-                "%s::numeric[])",
-                [list(column) for column in zip(*rows, strict=True)],
-            )
+        # The purchases' ids are known: the lines go straight in with COPY.
+        rows_copy(PurchaseLine, ("purchase_id", "sku", "category_id", "quantity", "amount"),
+                  rows)
         return
     PurchaseLine.objects.bulk_create(
         PurchaseLine(purchase_id=purchase_id, sku=sku, category_id=category_id,
@@ -325,8 +326,8 @@ def _lines_insert(
     )
 
 
-def _last_purchase_update(*, receipts: list[ReceiptData], indexes: list[int]) -> None:
-    """Move each member's last purchase time forward to their newest new receipt."""
+def _last_purchases(*, receipts: list[ReceiptData], indexes: list[int]) -> dict[int, datetime]:
+    """Return each member's newest time among the new receipts at ``indexes``."""
     latest: dict[int, datetime] = {}
     for index in indexes:
         receipt = receipts[index]
@@ -334,25 +335,12 @@ def _last_purchase_update(*, receipts: list[ReceiptData], indexes: list[int]) ->
             at = latest.get(receipt.member_id)
             if at is None or receipt.purchased_at > at:
                 latest[receipt.member_id] = receipt.purchased_at
-    if not latest:
-        return
-    if set_based():
-        members = sorted(latest)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {_MEMBER_TABLE} m SET last_purchase_at = "
-                "GREATEST(COALESCE(m.last_purchase_at, v.at), v.at) "
-                "FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, at) WHERE m.id = v.id",
-                [members, [latest[member_id] for member_id in members]],
-            )
-        return
-    for member_id, at in sorted(latest.items()):
-        Member.objects.filter(id=member_id).update(
-            last_purchase_at=Greatest(Coalesce(F("last_purchase_at"), Value(at)), Value(at))
-        )
+    return latest
 
 
-def _postings_write(postings: list[tuple[PostingRequest, bool]], *, actor) -> None:
+def _postings_write(
+    postings: list[tuple[PostingRequest, bool]], *, actor, last_purchases: dict[int, datetime]
+) -> None:
     """Post in the order given; runs of the same actor go in one batch each.
 
     Accruals carry the importing user, referral bonuses none (as in purchase_record),
@@ -366,7 +354,10 @@ def _postings_write(postings: list[tuple[PostingRequest, bool]], *, actor) -> No
         while end < len(postings) and postings[end][1] == with_actor:
             end += 1
         requests = [request for request, _with_actor in postings[start:end]]
-        results = points_post_batch(requests=requests, actor=actor if with_actor else None)
+        results = points_post_batch(
+            requests=requests, actor=actor if with_actor else None,
+            last_purchases=last_purchases if start == 0 else None,
+        )
         for request, result in zip(requests, results, strict=True):
             if isinstance(result, Posting):
                 continue
@@ -422,6 +413,8 @@ class _ProgrammeState:
     multipliers: dict[tuple[int, datetime], tuple[Decimal, str]]
     category_names: dict[int, str]
     rules_by_day: dict[date, RuleSet]
+    # Each earning receipt's local day, by position (the time zone looked up once).
+    days: dict[int, date]
 
     @classmethod
     def load(
@@ -432,29 +425,26 @@ class _ProgrammeState:
                           if receipts[i].member_id is not None})
         referrals = {
             referral.referred_id: referral
-            for referral in Referral.objects.filter(
-                referred_id__in=members, status=Referral.Status.PENDING
-            ).order_by("-id")
+            for referral in _pending_referrals(members)
         } if members else {}
         # Lock order as in points_post_batch (members by id), then their tier rows, so a
         # batch and a single purchase_record never wait on each other in a circle.
         to_lock = sorted(set(members) | {r.referrer_id for r in referrals.values()})
         buying = set(members)
         active = {
-            member_id for member_id, status in Member.objects.select_for_update()
-            .filter(id__in=to_lock).order_by("id").values_list("id", "status")
+            member_id for member_id, status in _members_lock(to_lock)
             if status == Member.Status.ACTIVE and member_id in buying
         } if members else set()
         referrals = {member_id: r for member_id, r in referrals.items() if member_id in active}
         earning = [i for i in fresh if receipts[i].member_id in active]
         tiers = programme.tiers
         statuses = {
-            row.member_id: _TierStatus(
-                tier_id=row.tier_id, source=row.source, since=row.since,
-                manual_until=row.manual_until, below_since=row.below_since, exists=True,
+            member_id: _TierStatus(
+                tier_id=tier_id, source=source, since=since, manual_until=manual_until,
+                below_since=below_since, exists=True,
             )
-            for row in MemberTier.objects.select_for_update()
-            .filter(member_id__in=sorted(active)).order_by("member_id")
+            for member_id, tier_id, source, since, manual_until, below_since
+            in _tier_rows_lock(sorted(active))
         } if tiers and active else {}
         window_starts = {
             i: qualification_window_start(at=receipts[i].purchased_at, settings_row=settings_row)
@@ -468,8 +458,10 @@ class _ProgrammeState:
         stamp_counts = _stamp_baselines(
             rules=stamp_rules, receipts=[receipts[i] for i in earning]
         )
-        multipliers = _multipliers_get(
-            {(receipts[i].member_id, receipts[i].purchased_at) for i in earning}
+        zone = timezone.get_current_timezone()
+        days = {i: timezone.localdate(receipts[i].purchased_at, zone) for i in earning}
+        multipliers = engine.bonus_multipliers_get_many(
+            moments={(receipts[i].member_id, receipts[i].purchased_at) for i in earning}
         )
         return cls(
             active=active, tiers=tiers, statuses=statuses, baselines=baselines,
@@ -481,10 +473,8 @@ class _ProgrammeState:
             return_window_days=settings_row.return_window_days,
             multipliers=multipliers,
             category_names=programme.category_names,
-            rules_by_day={
-                day: programme.rules_on(day)
-                for day in {timezone.localdate(receipts[i].purchased_at) for i in earning}
-            },
+            rules_by_day={day: programme.rules_on(day) for day in set(days.values())},
+            days=days,
         )
 
     # -------------------------------------------------------------- running
@@ -507,7 +497,8 @@ class _ProgrammeState:
                 continue
             purchase_id = purchase_ids[index]
             at = receipt.purchased_at
-            points = self._accrue(receipt, purchase_id, tiers_by_id, outcome)
+            day = self.days[index]
+            points = self._accrue(receipt, day, purchase_id, tiers_by_id, outcome)
             if self.tiers:
                 contribution = (
                     Decimal(points) if self.basis == TierBasis.POINTS else Decimal(receipt.total)
@@ -520,17 +511,17 @@ class _ProgrammeState:
                     Decimal(0),
                 )
                 self._tier_check(member_id, value, at, tiers_by_id, outcome, now)
-            self._stamps(receipt, purchase_id, stamped, outcome, now)
+            self._stamps(receipt, day, purchase_id, stamped, outcome, now)
             self._referral(receipt, outcome)
         return outcome
 
-    def _accrue(self, receipt, purchase_id, tiers_by_id, outcome) -> int:
+    def _accrue(self, receipt, day, purchase_id, tiers_by_id, outcome) -> int:
         status = self.statuses.get(receipt.member_id)
         multiplier, name = self.multipliers.get(
             (receipt.member_id, receipt.purchased_at), (Decimal(1), "")
         )
         explanation = basket_points_explain(
-            rules=self.rules_by_day[timezone.localdate(receipt.purchased_at)],
+            rules=self.rules_by_day[day],
             total=receipt.total,
             lines=[
                 BasketLine(amount=line.amount, category_id=line.category_id, sku=line.sku,
@@ -589,9 +580,8 @@ class _ProgrammeState:
             reason=TierChange.Reason.QUALIFIED, created_at=now,
         ))
 
-    def _stamps(self, receipt, purchase_id, stamped, outcome, now) -> None:
+    def _stamps(self, receipt, day, purchase_id, stamped, outcome, now) -> None:
         """:func:`rewards.services._stamps_apply`: counts go on from the database's."""
-        day = timezone.localdate(receipt.purchased_at)
         for rule in self.stamp_rules:
             if rule.category_id is not None and not any(
                 line.category_id == rule.category_id for line in receipt.lines
@@ -643,20 +633,19 @@ class _ProgrammeState:
         ], batch_size=2000)
         if changed and set_based():
             # Django's bulk_update builds a CASE per row and column: slow in Python.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {_TIER_TABLE} t SET tier_id = v.tier_id, source = v.source, "
-                    "since = v.since, manual_until = v.manual_until, "
-                    "below_since = v.below_since FROM unnest(%s::bigint[], %s::bigint[], "
-                    "%s::text[], %s::timestamptz[], %s::date[], %s::date[]) "
-                    "AS v(member_id, tier_id, source, since, manual_until, below_since) "
-                    "WHERE t.member_id = v.member_id",
-                    [list(column) for column in zip(*(
-                        (member_id, s.tier_id, s.source, s.since, s.manual_until,
-                         s.below_since)
-                        for member_id, s in changed
-                    ), strict=True)],
-                )
+            arrays_execute(
+                f"UPDATE {_TIER_TABLE} t SET tier_id = v.tier_id, source = v.source, "
+                "since = v.since, manual_until = v.manual_until, "
+                "below_since = v.below_since FROM unnest(%s::bigint[], %s::bigint[], "
+                "%s::text[], %s::timestamptz[], %s::date[], %s::date[]) "
+                "AS v(member_id, tier_id, source, since, manual_until, below_since) "
+                "WHERE t.member_id = v.member_id",
+                [list(column) for column in zip(*(
+                    (member_id, s.tier_id, s.source, s.since, s.manual_until,
+                     s.below_since)
+                    for member_id, s in changed
+                ), strict=True)],
+            )
         elif changed:
             MemberTier.objects.bulk_update([
                 MemberTier(member_id=member_id, tier_id=s.tier_id, source=s.source,
@@ -672,29 +661,47 @@ class _ProgrammeState:
             )
 
 
-def _multipliers_get(
-    moments: set[tuple[int, datetime]],
-) -> dict[tuple[int, datetime], tuple[Decimal, str]]:
-    """Return the campaign multiplier of each (member, moment) that has one.
+def _pending_referrals(member_ids: list[int]):
+    """Return the pending referrals of these (referred) members, newest first."""
+    if not set_based():
+        return Referral.objects.filter(
+            referred_id__in=member_ids, status=Referral.Status.PENDING
+        ).order_by("-id")
+    return [
+        Referral(id=pk, referrer_id=referrer_id, referred_id=referred_id,
+                 status=Referral.Status.PENDING)
+        for pk, referrer_id, referred_id in arrays_execute(
+            f"SELECT id, referrer_id, referred_id FROM {Referral._meta.db_table} "
+            "WHERE referred_id = ANY(%s::bigint[]) AND status = %s ORDER BY id DESC",
+            [member_ids, Referral.Status.PENDING],
+        )
+    ]
 
-    The engine's lookups answer for one moment at a time, so receipts at the same moment
-    share a call, and a batch costs one call per distinct purchase time. An engine that
-    offers ``bonus_multipliers_get_many`` (many moments in a fixed number of queries)
-    is used instead.
-    """
-    many = getattr(engine, "bonus_multipliers_get_many", None)
-    if many is not None:
-        return many(moments=sorted(moments))
-    by_time: dict[datetime, list[int]] = defaultdict(list)
-    for member_id, at in moments:
-        by_time[at].append(member_id)
-    found: dict[tuple[int, datetime], tuple[Decimal, str]] = {}
-    for at, members in by_time.items():
-        for member_id, multiplier in bonus_multipliers_get(
-            member_ids=sorted(members), at=at
-        ).items():
-            found[(member_id, at)] = multiplier
-    return found
+
+def _members_lock(member_ids: list[int]) -> list[tuple[int, str]]:
+    """Lock these members' rows in id order; return (id, status) of each."""
+    if not set_based():
+        return list(Member.objects.select_for_update().filter(id__in=member_ids)
+                    .order_by("id").values_list("id", "status"))
+    # A batch's ids as one array bound by the server (see members.postgres).
+    return arrays_execute(
+        f"SELECT id, status FROM {_MEMBER_TABLE} WHERE id = ANY(%s::bigint[]) "
+        "ORDER BY id FOR UPDATE",
+        [member_ids],
+    )
+
+
+def _tier_rows_lock(member_ids: list[int]) -> list[tuple]:
+    """Lock these members' tier rows in member order; return their columns."""
+    columns = ("member_id", "tier_id", "source", "since", "manual_until", "below_since")
+    if not set_based():
+        return list(MemberTier.objects.select_for_update().filter(member_id__in=member_ids)
+                    .order_by("member_id").values_list(*columns))
+    return arrays_execute(
+        f"SELECT {', '.join(columns)} FROM {_TIER_TABLE} WHERE member_id = ANY(%s::bigint[]) "
+        "ORDER BY member_id FOR UPDATE",
+        [member_ids],
+    )
 
 
 def _qualifying_baselines(
@@ -726,14 +733,13 @@ def _qualifying_baselines(
             "AND (v.since IS NULL OR p.purchased_at >= v.since)"
         )
         params = []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT v.idx, COALESCE(({source}), 0) FROM unnest(%s::integer[], %s::bigint[], "
-            "%s::timestamptz[], %s::timestamptz[]) AS v(idx, member_id, since, until)",
-            [*params, indexes, [receipts[i].member_id for i in indexes],
-             [starts[i] for i in indexes], [receipts[i].purchased_at for i in indexes]],
-        )
-        return {index: Decimal(value) for index, value in cursor.fetchall()}
+    rows = arrays_execute(
+        f"SELECT v.idx, COALESCE(({source}), 0) FROM unnest(%s::integer[], %s::bigint[], "
+        "%s::timestamptz[], %s::timestamptz[]) AS v(idx, member_id, since, until)",
+        [*params, indexes, [receipts[i].member_id for i in indexes],
+         [starts[i] for i in indexes], [receipts[i].purchased_at for i in indexes]],
+    )
+    return {index: Decimal(value) for index, value in rows}
 
 
 def _stamp_baselines(

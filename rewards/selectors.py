@@ -20,6 +20,7 @@ from members.models import (
     TierBasis,
     TierWindow,
 )
+from members.postgres import arrays_execute
 from members.selectors import months_before, programme_settings_get
 from rewards.models import EarningRule, MemberTier, Tier, TierChange, Voucher
 
@@ -241,15 +242,13 @@ def purchases_by_receipt(
         return {}
     if connection.vendor == "postgresql":
         pairs = sorted(wanted)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT p.store_id, p.receipt_number, p.member_id, p.total "  # noqa: S608
-                f"FROM unnest(%s::bigint[], %s::text[]) AS v(store_id, receipt_number) "
-                f"JOIN {Purchase._meta.db_table} p ON p.store_id = v.store_id "
-                "AND p.receipt_number = v.receipt_number",
-                [[pair[0] for pair in pairs], [pair[1] for pair in pairs]],
-            )
-            rows = cursor.fetchall()
+        rows = arrays_execute(
+            f"SELECT p.store_id, p.receipt_number, p.member_id, p.total "  # noqa: S608
+            f"FROM unnest(%s::bigint[], %s::text[]) AS v(store_id, receipt_number) "
+            f"JOIN {Purchase._meta.db_table} p ON p.store_id = v.store_id "
+            "AND p.receipt_number = v.receipt_number",
+            [[pair[0] for pair in pairs], [pair[1] for pair in pairs]],
+        )
     else:
         rows = Purchase.objects.filter(
             store_id__in={store_id for store_id, _number in wanted},

@@ -30,7 +30,7 @@ from campaigns.tasks import campaign_send
 from campaigns.tests.factories import campaign_make, segment_make
 from members.models import PointsEntry, ProductCategory
 from members.tests.factories import MemberFactory
-from rewards.engine import bonus_multipliers_get
+from rewards.engine import bonus_multipliers_get, bonus_multipliers_get_many
 
 pytestmark = pytest.mark.django_db
 
@@ -187,6 +187,41 @@ def test_multiplier_applies_to_the_segment_in_the_period_and_not_to_control(
     assert campaign_multipliers_lookup(ids, now + timedelta(days=8)) == {}
     # The earning engine sees it through its registry.
     assert bonus_multipliers_get(member_ids=ids, at=now).keys() >= treated
+
+
+def test_multipliers_for_many_moments_equal_one_moment_at_a_time_in_one_query(
+        audience, manager, second_manager, django_capture_on_commit_callbacks,
+        django_assert_num_queries):
+    # An import asks for every receipt's own time at once: the campaign's period decides,
+    # to the minute, and the biggest of two overlapping campaigns wins.
+    now = timezone.now()
+    everyone = segment_make()
+    triple = campaign_make(created_by=manager, segment=everyone, control_percent=25,
+                           name="Triple days",
+                           kind=Campaign.Kind.MULTIPLIER, multiplier=Decimal("3"),
+                           channel=Campaign.Channel.NONE, variants=(),
+                           starts_at=now - timedelta(days=3), ends_at=now - timedelta(days=1))
+    double = campaign_make(created_by=manager, segment=everyone, control_percent=0,
+                           name="Double month",
+                           kind=Campaign.Kind.MULTIPLIER, multiplier=Decimal("2"),
+                           channel=Campaign.Channel.NONE, variants=(),
+                           starts_at=now - timedelta(days=5), ends_at=now + timedelta(days=9))
+    launched(triple, manager, second_manager, django_capture_on_commit_callbacks)
+    launched(double, manager, second_manager, django_capture_on_commit_callbacks)
+    ids = [m.id for m in audience] + [MemberFactory().id]
+    times = [now - timedelta(days=6), now - timedelta(days=5), now - timedelta(days=3),
+             now - timedelta(days=2), now - timedelta(days=1, minutes=1),
+             now - timedelta(days=1), now]
+    moments = [(member_id, at) for member_id in ids for at in times]
+    with django_assert_num_queries(1):
+        many = bonus_multipliers_get_many(moments=moments)
+    expected = {}
+    for at in times:
+        for member_id, value in bonus_multipliers_get(member_ids=ids, at=at).items():
+            expected[(member_id, at)] = value
+    assert many == expected
+    assert {value[0] for value in many.values()} == {Decimal(2), Decimal(3)}
+    assert not any(at == times[0] for _member, at in many)
 
 
 def test_contest_draw_is_recorded_and_reproducible(audience, manager, second_manager,

@@ -96,8 +96,11 @@ def pg_restarted_at(datadir: str, matches: Callable[[str], bool], nth: int = 1) 
 
 
 def inserts_into(table: str) -> Callable[[str], bool]:
-    """Match a statement that inserts into ``table`` (also from a ``WITH ...`` query)."""
-    needles = (f'INSERT INTO "{table.upper()}"', f"INSERT INTO {table.upper()} ")
+    """Match a statement that inserts into ``table`` (also from a ``WITH ...`` query), or
+    takes the ids of rows about to be copied into it (``members.postgres.ids_reserve``:
+    COPY itself passes no execute wrapper)."""
+    needles = (f'INSERT INTO "{table.upper()}"', f"INSERT INTO {table.upper()} ",
+               f"PG_GET_SERIAL_SEQUENCE('{table.upper()}'")
     return lambda sql: any(needle in sql.upper() for needle in needles)
 
 

@@ -146,3 +146,47 @@ def test_batches_and_single_postings_at_once_keep_every_balance_equal_to_its_led
         m.refresh_from_db()
         assert m.points_balance == 2 * 5 * 7 + 2 * 10 * 3
     assert not list(ledger_mismatches())
+
+
+def test_batch_rows_hold_every_column_a_single_posting_writes(support_user):
+    # The batch writes with COPY in the model's field order: a column out of place would
+    # land in its neighbour. Every column must equal what points_post writes.
+    assert services._ENTRY_COLUMNS == tuple(
+        field.attname for field in PointsEntry._meta.concrete_fields
+    )
+    single, batch = MemberFactory(), MemberFactory()
+    at = timezone.now() - timedelta(days=2)
+    spec = dict(amount=40, kind=PointsEntry.Kind.ACCRUAL, reference="purchase:test",
+                posted_at=at, available_at=at + timedelta(days=14),
+                details=[{"step": "base", "points": "40.00"}])
+    services.points_post(member_id=single.pk, idempotency_key="one", actor=support_user,
+                         **spec)
+    [posting] = services.points_post_batch(
+        requests=[services.PostingRequest(member_id=batch.pk, idempotency_key="many",
+                                          **spec)],
+        actor=support_user,
+    )
+    columns = [name for name in services._ENTRY_COLUMNS
+               if name not in ("id", "member_id", "idempotency_key")]
+    written = PointsEntry.objects.get(idempotency_key="many")
+    assert posting.created and posting.entry.pk == written.pk
+    assert [getattr(written, name) for name in columns] == [
+        getattr(PointsEntry.objects.get(idempotency_key="one"), name) for name in columns
+    ]
+    assert written.actor_id == support_user.pk and written.details == spec["details"]
+
+
+def test_batch_moves_last_purchase_times_forward_only_with_the_balances():
+    earlier, later = timezone.now() - timedelta(days=5), timezone.now() - timedelta(days=1)
+    buyer, other = MemberFactory(last_purchase_at=later), MemberFactory()
+    services.points_post_batch(
+        requests=[services.PostingRequest(member_id=buyer.pk, amount=10, kind="welcome",
+                                          idempotency_key="w")],
+        last_purchases={buyer.pk: earlier, other.pk: earlier},
+    )
+    buyer.refresh_from_db()
+    other.refresh_from_db()
+    # A late receipt never moves the last purchase back; a member without a posting
+    # still gets their time.
+    assert (buyer.points_balance, buyer.last_purchase_at) == (10, later)
+    assert (other.points_balance, other.last_purchase_at) == (0, earlier)
