@@ -22,6 +22,7 @@ from campaigns.models import (
 )
 from campaigns.stats import ProportionTest, two_proportion_test
 from members.models import Member, PointsEntry, Purchase
+from members.postgres import arrays_execute
 from members.selectors import points_expiry_due
 
 
@@ -272,12 +273,23 @@ def campaign_multiplier_periods(member_ids) -> dict[int, list[tuple]]:
     found: dict[int, list[tuple]] = {}
     if not member_ids:
         return found
-    for member_id, starts_at, ends_at, multiplier, name in _multiplier_recipients(
-        member_ids
-    ).filter(campaign__starts_at__isnull=False).values_list(
-        "member_id", "campaign__starts_at", "campaign__ends_at", "campaign__multiplier",
-        "campaign__name",
-    ):
+    if connection.vendor == "postgresql":
+        # A batch's thousands of members as one array bound by the server.
+        rows = arrays_execute(
+            f"SELECT r.member_id, c.starts_at, c.ends_at, c.multiplier, c.name "  # noqa: S608
+            f"FROM {CampaignRecipient._meta.db_table} r JOIN {Campaign._meta.db_table} c "
+            "ON c.id = r.campaign_id WHERE r.member_id = ANY(%s::bigint[]) "
+            "AND NOT r.is_control AND c.kind = %s AND c.status = ANY(%s::text[]) "
+            "AND c.starts_at IS NOT NULL ORDER BY c.id",
+            [list(member_ids), Campaign.Kind.MULTIPLIER,
+             [Campaign.Status.RUNNING, Campaign.Status.FINISHED]],
+        )
+    else:
+        rows = _multiplier_recipients(member_ids).filter(
+            campaign__starts_at__isnull=False
+        ).values_list("member_id", "campaign__starts_at", "campaign__ends_at",
+                      "campaign__multiplier", "campaign__name")
+    for member_id, starts_at, ends_at, multiplier, name in rows:
         found.setdefault(member_id, []).append((starts_at, ends_at, multiplier, name))
     return found
 

@@ -86,11 +86,11 @@ class Member(models.Model):
         verbose_name=_("search name"),
     )
     email = models.EmailField(
-        _("e-mail"), blank=True, db_index=True,
+        _("e-mail"), blank=True,
         help_text=_("Stored in lower case so that searches match any spelling."),
     )
     phone = models.CharField(
-        _("phone"), max_length=20, blank=True, db_index=True,
+        _("phone"), max_length=20, blank=True,
         help_text=_("Stored as digits with the country code, e.g. 79123456789; "
                     "type it in any common format."),
     )
@@ -163,6 +163,11 @@ class Member(models.Model):
         indexes = [
             models.Index(fields=["status", "-id"], name="member_status_id_idx"),
             models.Index(fields=["last_purchase_at"], name="member_last_purchase_idx"),
+            # Searches match e-mail and phone exactly (normalised): plain indexes, without
+            # the LIKE indexes db_index=True adds on PostgreSQL, which every purchase
+            # (a new version of the member row) would also write.
+            models.Index(fields=["email"], name="member_email_idx"),
+            models.Index(fields=["phone"], name="member_phone_idx"),
         ]
 
     def __str__(self) -> str:
@@ -377,9 +382,11 @@ class PointsEntry(models.Model):
     amount = models.IntegerField(_("points"), help_text=_("Signed: positive adds points."))
     balance_after = models.IntegerField(_("balance after"))
     reason = models.CharField(_("reason"), max_length=500, blank=True)
+    # No index: nothing looks the ledger up by who posted, and each index costs every
+    # posting (only deleting a user who posted, which PROTECT refuses, scans for it).
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("posted by"), null=True, blank=True,
-        on_delete=models.PROTECT, related_name="+",
+        on_delete=models.PROTECT, related_name="+", db_index=False,
         help_text=_("Empty when the system posted it."),
     )
     purchase = models.ForeignKey(

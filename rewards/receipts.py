@@ -32,7 +32,7 @@ from __future__ import annotations
 # ruff: noqa: S608
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -760,6 +760,10 @@ def _stamp_baselines(
         })
         if not members:
             continue
+        if set_based():
+            counts.update(((rule.id, member_id), count)
+                          for member_id, count in _stamp_counts_read(rule, members))
+            continue
         purchases = Purchase.objects.filter(
             member_id__in=members, purchased_at__date__gte=rule.starts_on
         )
@@ -770,6 +774,26 @@ def _stamp_baselines(
         ).values_list("member_id", "count"):
             counts[(rule.id, member_id)] = count
     return counts
+
+
+def _stamp_counts_read(rule: StampRule, member_ids: list[int]) -> list[tuple[int, int]]:
+    """Return (member id, purchases the stamp card counts) on PostgreSQL: the same count
+    as the ORM's, with the start day as a time so the (member, time) index serves it."""
+    since = timezone.make_aware(datetime.combine(rule.starts_on, time.min))
+    in_category = ""
+    params: list = [member_ids, since]
+    if rule.category_id is not None:
+        in_category = (
+            f"AND EXISTS (SELECT 1 FROM {_LINE_TABLE} l WHERE l.purchase_id = p.id "
+            "AND l.category_id = %s)"
+        )
+        params.append(rule.category_id)
+    return arrays_execute(
+        f"SELECT p.member_id, count(*) FROM {_PURCHASE_TABLE} p "
+        f"WHERE p.member_id = ANY(%s::bigint[]) AND p.purchased_at >= %s {in_category} "
+        "GROUP BY p.member_id",
+        params,
+    )
 
 
 __all__ = [
