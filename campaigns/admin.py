@@ -203,6 +203,19 @@ class SegmentAdmin(admin.ModelAdmin):
 
 # ------------------------------------------------------------------ campaigns
 
+# The fields of "What members get" each kind uses; the others are hidden on the form.
+KIND_FIELDS = {
+    Campaign.Kind.BONUS_POINTS: ("bonus_points",),
+    Campaign.Kind.MULTIPLIER: ("multiplier",),
+    Campaign.Kind.OFFER: ("reward", "offer_discount_percent"),
+    Campaign.Kind.NEWSLETTER: (),
+    Campaign.Kind.WELCOME: (),
+    Campaign.Kind.BIRTHDAY: (),
+    Campaign.Kind.REACTIVATION: ("inactive_days",),
+    Campaign.Kind.EXPIRING: ("expiring_within_days",),
+    Campaign.Kind.CONTEST: ("winners",),
+}
+
 
 class CampaignVariantInline(admin.StackedInline):
     model = CampaignVariant
@@ -255,6 +268,8 @@ class CampaignAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     list_select_related = ["segment", "created_by"]
     change_form_template = "admin/campaigns/campaign/change_form.html"
+    # "What members get" shows only the fields of the kind chosen (campaign_form.js);
+    # without JavaScript all of them show, each help text naming its kind.
     fieldsets = [
         (None, {"fields": ["name", "kind", "description", "segment", "channel",
                            ("starts_at", "ends_at")]}),
@@ -331,6 +346,11 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="",
                            obj=None):
+        context["kind_fields"] = {
+            "fields": sorted({name for names in KIND_FIELDS.values() for name in names}),
+            "by_kind": {kind: list(names) for kind, names in KIND_FIELDS.items()},
+            "kind": obj.kind if obj is not None else "",
+        }
         if obj is not None:
             user = request.user
             can_change = self.has_change_permission(request)

@@ -612,7 +612,9 @@ def points_post_batch(
         return []
     now = timezone.now()
     results: list[Posting | PointsRefused | None] = [None] * len(requests)
-    with transaction.atomic():
+    # No savepoint of its own inside a caller's transaction: an import of a hundred
+    # batches would otherwise open a hundred more subtransactions.
+    with transaction.atomic(savepoint=False):
         member_ids = sorted({request.member_id for request in requests})
         keys = [request.idempotency_key for request in requests]
         if connection.vendor == "postgresql":

@@ -217,7 +217,8 @@ class PurchasesKind(ImportKind):
     def _plan(self, record: Record, members: dict[str, dict]) -> dict | None:
         """Return purchase_record's arguments for the record, or None (errors added)."""
         first: dict[str, tuple] = {}
-        for row, line in zip(record.rows, record.lines, strict=True):
+        rows = zip(record.rows, record.lines, strict=True) if len(record.rows) > 1 else ()
+        for row, line in rows:  # a receipt of one line has nothing to disagree with
             for name in self.receipt_columns:
                 value = line[name]
                 if value is None:
@@ -239,7 +240,7 @@ class PurchasesKind(ImportKind):
         refused_cells = {(error.row, error.column) for error in record.errors}
         lines = []
         for row, line in zip(record.rows, record.lines, strict=True):
-            if {(row.number, "sku"), (row.number, "amount")} & refused_cells:
+            if refused_cells and {(row.number, "sku"), (row.number, "amount")} & refused_cells:
                 continue  # the cell's own error says enough
             if line["sku"] is None and line["amount"] is None:
                 continue
