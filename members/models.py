@@ -393,9 +393,11 @@ class PointsEntry(models.Model):
         Purchase, verbose_name=_("purchase"), null=True, blank=True,
         on_delete=models.PROTECT, related_name="points_entries",
     )
-    reverses = models.OneToOneField(
+    # Reversed at most once (points_entry_reverses_once): a partial unique index, as
+    # nearly every row reverses nothing and need not be written into it.
+    reverses = models.ForeignKey(
         "self", verbose_name=_("reverses"), null=True, blank=True,
-        on_delete=models.PROTECT, related_name="reversed_by",
+        on_delete=models.PROTECT, related_name="reversed_by", db_index=False,
     )
     reference = models.CharField(
         _("source"), max_length=64, blank=True,
@@ -420,6 +422,10 @@ class PointsEntry(models.Model):
         constraints = [
             # A constraint, not unique=True: no extra LIKE index to maintain on every posting.
             models.UniqueConstraint(fields=["idempotency_key"], name="points_entry_key_unique"),
+            models.UniqueConstraint(
+                fields=["reverses"], condition=Q(reverses__isnull=False),
+                name="points_entry_reverses_once",
+            ),
             models.CheckConstraint(condition=~Q(amount=0), name="points_entry_amount_not_zero"),
             models.CheckConstraint(
                 condition=~Q(kind__in=["adjustment", "reversal", "goodwill"]) | ~Q(reason=""),
