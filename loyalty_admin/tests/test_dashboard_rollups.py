@@ -233,3 +233,48 @@ def test_count_parts_adjusted_in_place_equal_parts_built_from_scratch(programme)
         rollups._count_parts_rebuild()
     assert adjusted == _count_parts()
     assert len(adjusted) > 100
+
+
+def test_a_run_replaces_the_parts_of_the_members_whose_days_changed_only(programme, monkeypatch):
+    """Members whose member-days in the range are as before keep their parts untouched.
+
+    The parts of the others (a purchase added, a day's only purchase deleted, a tier
+    changed without a purchase) are replaced, and every part equals a fresh build.
+    """
+    from django.db import connection, transaction
+
+    from loyalty_admin.models import MemberCountPart
+
+    today, stores, tiers = programme["today"], programme["stores"], programme["tiers"]
+    day = today - timedelta(days=3)
+    read = []
+
+    def affected():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT member_id FROM {rollups._AFFECTED}")  # noqa: S608
+            read.append(sorted(row[0] for row in cursor.fetchall()))
+
+    monkeypatch.setattr(rollups, "_analyze_affected", affected)
+    # The same day again: nobody's days changed, no member's history is read.
+    rollups.rollup_days(first=day, last=day)
+    assert read == []
+    buyers = list(MemberDay.objects.filter(day=day, purchases__gt=0).order_by("member_id")
+                  .values_list("member_id", flat=True).distinct())
+    assert len(buyers) >= 3
+    added, emptied, moved = buyers[0], buyers[1], buyers[2]
+    buy(stores[0], Member.objects.get(pk=added), day, "12.00", "AGAIN-A")
+    Purchase.objects.filter(member_id=emptied, purchased_at__date=day).delete()
+    MemberTier.objects.filter(member_id=moved).update(
+        tier=tiers[1] if MemberTier.objects.get(member_id=moved).tier_id == tiers[0].pk
+        else tiers[0])
+    newcomer = Member.objects.exclude(pk__in=MemberDay.objects.values("member_id")).first()
+    if newcomer is not None:
+        buy(stores[1], newcomer, day, "5.00", "AGAIN-N")
+    rollups.rollup_days(first=day, last=day)
+    expected = sorted([added, emptied, moved] + ([newcomer.pk] if newcomer else []))
+    assert read == [expected]
+    adjusted = _count_parts()
+    with transaction.atomic():
+        MemberCountPart.objects.all().delete()
+        rollups._count_parts_rebuild()
+    assert adjusted == _count_parts()

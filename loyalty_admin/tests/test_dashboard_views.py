@@ -222,3 +222,27 @@ def test_support_dashboard_runs_a_fixed_number_of_queries(client, support_user, 
         points_adjust(member_id=member.pk, amount=5000, reason="Big goodwill",
                       actor=support_user, idempotency_key=f"adj:{member.pk}")
     assert _queries(client, url("support")) == first
+
+
+def test_the_rfm_grid_is_kept_per_scoring_run():
+    """The grid is counted once per RFM scoring run: a new run gives the new scores."""
+    from campaigns.models import MemberRfm, RfmRun
+    from loyalty_admin.dashboards import selectors as figures
+
+    def score(member, recency):
+        MemberRfm.objects.create(
+            member=member, recency_score=recency, frequency_score=2, monetary_score=3,
+            segment="loyal", recency_days=5, frequency=2, monetary=Decimal("10"),
+            computed_on=timezone.localdate())
+
+    first, second = MemberFactory(), MemberFactory()
+    score(first, 5)
+    RfmRun.objects.create(computed_on=timezone.localdate(), window_days=365, members_scored=1)
+    assert figures.rfm_grid()[5, 2]["members"] == 1
+    score(second, 5)
+    # Scores change only with a run: the same run reads the grid it counted.
+    with CaptureQueriesContext(connection) as captured:
+        assert figures.rfm_grid()[5, 2]["members"] == 1
+    assert len(captured.captured_queries) == 1
+    RfmRun.objects.create(computed_on=timezone.localdate(), window_days=365, members_scored=2)
+    assert figures.rfm_grid()[5, 2]["members"] == 2

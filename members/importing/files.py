@@ -140,7 +140,7 @@ class CellError(Exception):
 # ------------------------------------------------------------------ reading
 
 
-@dataclass
+@dataclass(slots=True)
 class SourceRow:
     """A data row: its number as a spreadsheet shows it and its cells as read."""
 
@@ -269,13 +269,15 @@ def _csv_open(source: IO[bytes], limits: Limits) -> Table:
 
     def rows() -> Iterator[SourceRow]:
         number = 1
+        last = limits.max_rows + 1
         try:
             for cells in reader:
                 number += 1
-                if number > limits.max_rows + 1:
+                if number > last:
                     raise ImportFileError(FILE_TOO_MANY_ROWS, limit=_count_text(limits.max_rows))
-                if any(cell.strip() for cell in cells):
-                    yield SourceRow(number=number, cells=tuple(cells))
+                # Blank when every cell is whitespace: one join and strip, not one per cell.
+                if "".join(cells).strip():
+                    yield SourceRow(number, tuple(cells))
         except csv.Error as error:
             raise ImportFileError(FILE_CSV_BROKEN, row=number + 1, reason=str(error)) from None
         finally:
@@ -416,8 +418,42 @@ def cell_clean(value: Any) -> Any:
 
 Parser = Callable[[Any], Any]
 
+# What a parser's fast path returns for a cell it does not read itself: the parser
+# proper then reads the cell (and refuses it with its own message).
+UNHANDLED = object()
+# Values of repeated cells a fast path keeps (a receipt repeats its moment on each
+# line); emptied when full, so a file never costs more than this.
+_CACHE_SIZE = 4096
+
+
+def parser_fast(parser: Parser) -> Callable[[str], Any] | None:
+    """Return ``parser``'s fast path for reading one file, or None if it has none.
+
+    A fast path takes a text cell as :func:`cell_clean` leaves it (never blank) and
+    returns exactly what ``parser`` returns for the common, well-formed spellings, or
+    :data:`UNHANDLED` for anything else; it never raises. The caller then asks
+    ``parser``, which reads the unusual spellings and gives every error message. A
+    fast path may keep what it learnt during the file (the time zone, a moment known to
+    be past, repeated values), so get a new one for each file.
+    """
+    bind = getattr(parser, "fast_bind", None)
+    return bind() if bind is not None else None
+
+
+def cell_parse(parser: Parser, value: Any, fast: Callable[[str], Any] | None = None) -> Any:
+    """Return ``parser(value)`` for a cleaned, non-blank cell, through ``fast`` (from
+    :func:`parser_fast`) when it reads the cell; raise :class:`CellError` as the parser."""
+    if fast is not None and value.__class__ is str:
+        parsed = fast(value)
+        if parsed is not UNHANDLED:
+            return parsed
+    return parser(value)
+
+
 _THOUSANDS_SPACES = re.compile(r"[\s\u00a0\u202f\u2009]")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+# What the decimal fast path reads once ASCII spaces are out: digits, one comma or dot.
+_PLAIN_DECIMAL = re.compile(r"([0-9]+)(?:[,.]([0-9]+))?")
 # Digits grouped by thousands with a comma or a dot: 1,234,567 or 1.234.567.
 _GROUPED = {
     ",": re.compile(r"[+-]?\d{1,3}(?:,\d{3})+"),
@@ -483,6 +519,37 @@ def decimal_parser(*, places: int = 2, negative: bool = False, zero: bool = True
             raise CellError(NOT_POSITIVE, value=shown)
         return number
 
+    def fast_bind() -> Callable[[str], Any]:
+        known: dict[str, Decimal] = {}  # accepted cells: quantities and prices repeat
+
+        def fast(text: str) -> Any:
+            number = known.get(text)
+            if number is not None:
+                return number
+            # Digits, spaces between them, one decimal comma or dot: what parse_decimal
+            # reads the same way (Decimal of the same string). Signs, other spaces and
+            # thousands marks go to the parser.
+            plain = text.replace(" ", "") if " " in text else text
+            match = _PLAIN_DECIMAL.fullmatch(plain)
+            if match is None:
+                return UNHANDLED
+            whole, fraction = match.groups()
+            if fraction is None:
+                number = Decimal(whole)
+            elif len(fraction.rstrip("0")) > places:
+                return UNHANDLED
+            else:
+                number = Decimal(f"{whole}.{fraction}")
+            if not zero and not number:
+                return UNHANDLED
+            if len(known) >= _CACHE_SIZE:
+                known.clear()
+            known[text] = number
+            return number
+
+        return fast
+
+    parse.fast_bind = fast_bind
     return parse
 
 
@@ -497,9 +564,24 @@ def integer_parser(*, negative: bool = False) -> Parser:
             raise CellError(NEGATIVE, value=cell_text(value))
         return int(number)
 
+    def fast_bind() -> Callable[[str], Any]:
+        def fast(text: str) -> Any:
+            # ASCII digits only: int() would also take "+1", "1_000" and other scripts.
+            return int(text) if text.isdigit() and text.isascii() else UNHANDLED
+
+        return fast
+
+    parse.fast_bind = fast_bind
     return parse
 
 
+# The spellings the fast paths read (ASCII digits, two-digit day, month, hour): all
+# else goes to _DATE_TIME through _datetime_read.
+_FAST_DATE = re.compile(r"([0-9]{2})\.([0-9]{2})\.([0-9]{4})|([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_FAST_DATETIME = re.compile(
+    r"(?:([0-9]{2})\.([0-9]{2})\.([0-9]{4})|([0-9]{4})-([0-9]{2})-([0-9]{2}))"
+    r"[ T]([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?"
+)
 _DATE_TIME = re.compile(
     r"^(?:(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})|(?P<iy>\d{4})-(?P<im>\d{1,2})-(?P<id>\d{1,2}))"
     r"(?:[ T]+(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d+)?)?)?$"
@@ -543,6 +625,32 @@ def date_parser(*, future: bool = True) -> Parser:
             raise CellError(IN_FUTURE, value=cell_text(value))
         return moment.date()
 
+    def fast_bind() -> Callable[[str], Any]:
+        # A day known to have come (today when bound): earlier days need no clock.
+        today = timezone.localdate()
+
+        def fast(text: str) -> Any:
+            nonlocal today
+            match = _FAST_DATE.fullmatch(text)
+            if match is None:
+                return UNHANDLED
+            day, month, year, iso_year, iso_month, iso_day = match.groups()
+            try:
+                result = (
+                    date(int(year), int(month), int(day)) if year else
+                    date(int(iso_year), int(iso_month), int(iso_day))
+                )
+            except ValueError:
+                return UNHANDLED
+            if not future and result > today:
+                today = timezone.localdate()
+                if result > today:
+                    return UNHANDLED
+            return result
+
+        return fast
+
+    parse.fast_bind = fast_bind
     return parse
 
 
@@ -561,6 +669,46 @@ def datetime_parser(*, future: bool = True) -> Parser:
                 raise CellError(IN_FUTURE, value=cell_text(value))
         return aware
 
+    def fast_bind() -> Callable[[str], Any]:
+        # Read once per file: the current time zone (what make_aware would ask for on
+        # every cell) and a moment known to be past, so that earlier moments need no
+        # clock; a later one asks the clock again, as the parser does.
+        zone = timezone.get_current_timezone()
+        past = timezone.now()
+        # Accepted cells (a receipt repeats its moment on every line). A moment once
+        # found past stays past, so a cell found here needs no check.
+        known: dict[str, datetime] = {}
+
+        def fast(text: str) -> Any:
+            nonlocal past
+            aware = known.get(text)
+            if aware is not None:
+                return aware
+            match = _FAST_DATETIME.fullmatch(text)
+            if match is None:
+                return UNHANDLED
+            day, month, year, iso_year, iso_month, iso_day, hour, minute, second = (
+                match.groups()
+            )
+            try:
+                aware = datetime(
+                    int(year or iso_year), int(month or iso_month), int(day or iso_day),
+                    int(hour), int(minute), int(second or 0), tzinfo=zone,
+                )
+            except ValueError:
+                return UNHANDLED
+            if not future and aware > past:
+                past = timezone.now()
+                if aware > past:
+                    return UNHANDLED
+            if len(known) >= _CACHE_SIZE:
+                known.clear()
+            known[text] = aware
+            return aware
+
+        return fast
+
+    parse.fast_bind = fast_bind
     return parse
 
 
@@ -611,6 +759,18 @@ def text_parser(*, max_length: int, upper: bool = False, compact: bool = False) 
             raise CellError(TOO_LONG, value=text[:40], limit=max_length)
         return text
 
+    def fast_bind() -> Callable[[str], Any]:
+        def fast(text: str) -> Any:
+            # Letters and digits only hold no space to remove.
+            if compact and not text.isalnum():
+                text = _THOUSANDS_SPACES.sub("", text)
+            if upper:
+                text = text.upper()
+            return text if len(text) <= max_length else UNHANDLED
+
+        return fast
+
+    parse.fast_bind = fast_bind
     return parse
 
 
@@ -625,6 +785,13 @@ def choice_parser(choices: dict[str, str]) -> Parser:
             raise CellError(NOT_A_CHOICE, value=cell_text(value), choices=shown)
         return lookup[text]
 
+    def fast_bind() -> Callable[[str], Any]:
+        def fast(text: str) -> Any:
+            return lookup.get(text.lower(), UNHANDLED)
+
+        return fast
+
+    parse.fast_bind = fast_bind
     return parse
 
 
@@ -641,8 +808,8 @@ def neutralise(cell: Any) -> str:
 
 
 __all__ = [
-    "CellError", "ImportFileError", "Limits", "SourceRow", "Table", "cell_clean", "cell_text",
-    "choice_parser", "date_parser", "datetime_parser", "decimal_parser", "integer_parser",
-    "limits_get", "neutralise", "parse_bool", "parse_decimal", "parse_phone", "table_open",
-    "text_parser",
+    "UNHANDLED", "CellError", "ImportFileError", "Limits", "SourceRow", "Table", "cell_clean",
+    "cell_parse", "cell_text", "choice_parser", "date_parser", "datetime_parser",
+    "decimal_parser", "integer_parser", "limits_get", "neutralise", "parse_bool",
+    "parse_decimal", "parse_phone", "parser_fast", "table_open", "text_parser",
 ]

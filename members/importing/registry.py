@@ -92,6 +92,10 @@ class Record:
     outcome: str = ""
     target: Any = None
     plan: dict[str, Any] = field(default_factory=dict)
+    # The merged values of a record of several lines, with how many lines they cover.
+    _merged: tuple[int, dict[str, Any]] | None = field(
+        default=None, init=False, repr=False, compare=False,
+    )
 
     @property
     def first_row(self) -> int:
@@ -99,14 +103,22 @@ class Record:
 
     @property
     def values(self) -> dict[str, Any]:
-        """Return the record's values: for each column the first one given on its rows."""
-        if len(self.lines) == 1:
-            return self.lines[0]
+        """Return the record's values: for each column the first one given on its rows.
+
+        Computed once for a record of several lines (kinds ask for it many times per
+        record): again only when a line was added since. Read it, never change it.
+        """
+        lines = self.lines
+        if len(lines) == 1:
+            return lines[0]
+        if self._merged is not None and self._merged[0] == len(lines):
+            return self._merged[1]
         merged: dict[str, Any] = {}
-        for line in self.lines:
+        for line in lines:
             for key, value in line.items():
                 if merged.get(key) is None:
                     merged[key] = value
+        self._merged = (len(lines), merged)
         return merged
 
     def error(self, column: str, message, *, on_row: int | None = None, **params) -> None:

@@ -20,9 +20,11 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import operator
+import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -33,6 +35,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from members.importing.files import (
+    UNHANDLED,
     VALUE_REQUIRED,
     CellError,
     ImportFileError,
@@ -40,8 +43,10 @@ from members.importing.files import (
     Table,
     cell_clean,
     neutralise,
+    parser_fast,
     table_open,
 )
+from members.importing.reading import batches_read_ahead
 from members.importing.registry import (
     DUPLICATE_IN_FILE,
     ERROR,
@@ -145,35 +150,90 @@ def columns_map(kind: type[ImportKind], header: list[str]) -> ColumnMap:
     return ColumnMap(index=index, headers=headers, ignored=ignored)
 
 
+RowParse = Callable[[SourceRow], tuple[dict, list[RowError]]]
+
+
+def _row_parser(kind: type[ImportKind], cmap: ColumnMap) -> RowParse:
+    """Return a function giving a row's values by column key and the errors of its
+    cells, compiled once for this file.
+
+    What it does per row is what it always did per column of the kind: a blank or
+    missing cell is None (refused when required), any other cell goes through
+    :func:`cell_clean` and the column's parser. Compiled: the kind's columns that the
+    file lacks are left out (None; required ones are refused by :func:`columns_map`
+    before any row), each column's position, parser and the parser's fast path
+    (:func:`~members.importing.files.parser_fast`, one per file) sit in one tuple, and
+    a cell without a non-breaking space or a leading ' is cleaned by ``strip`` alone.
+    """
+    template = dict.fromkeys(column.key for column in kind.columns)
+    absent = sys.maxsize  # a position no row reaches: the cell is missing on every row
+    specs = tuple(
+        (column.key, cmap.index.get(column.key, absent), column.parser,
+         parser_fast(column.parser), column.required)
+        for column in kind.columns
+        if column.key in cmap.index or column.required
+    )
+
+    def parse(row: SourceRow) -> tuple[dict, list[RowError]]:
+        cells = row.cells
+        width = len(cells)
+        values = template.copy()
+        errors: list[RowError] = []
+        for key, position, parser, fast, required in specs:
+            value = cells[position] if position < width else None
+            if value.__class__ is str:
+                value = value.strip()
+                if not value:
+                    value = None
+                else:
+                    if value[0] == "'" or "\u00a0" in value:
+                        value = cell_clean(value)  # the same as on the cell before strip()
+                    if value is not None and fast is not None:
+                        parsed = fast(value)  # never raises
+                        if parsed is not UNHANDLED:
+                            values[key] = parsed
+                            continue
+            elif value is not None:
+                value = cell_clean(value)
+            if value is None:
+                if required:
+                    errors.append(RowError(row.number, key, str(VALUE_REQUIRED)))
+                continue
+            try:
+                values[key] = parser(value)
+            except CellError as error:
+                errors.append(RowError(row.number, key, str(error)))
+        return values, errors
+
+    return parse
+
+
 def _row_parse(kind: type[ImportKind], cmap: ColumnMap, row: SourceRow):
-    """Return a row's values by column key and the errors of its cells."""
-    values: dict = {}
-    errors: list[RowError] = []
-    for column in kind.columns:
-        position = cmap.index.get(column.key)
-        value = None
-        if position is not None and position < len(row.cells):
-            value = cell_clean(row.cells[position])
-        if value is None:
-            if column.required:
-                errors.append(RowError(row.number, column.key, str(VALUE_REQUIRED)))
-            values[column.key] = None
-            continue
-        try:
-            values[column.key] = column.parser(value)
-        except CellError as error:
-            errors.append(RowError(row.number, column.key, str(error)))
-            values[column.key] = None
-    return values, errors
+    """Return a row's values by column key and the errors of its cells (one row; a
+    whole file goes through :func:`_row_parser`, compiled once)."""
+    return _row_parser(kind, cmap)(row)
+
+
+def _group_getter(kind: type[ImportKind]) -> Callable[[dict], tuple] | None:
+    """Return what gives a row's group (its values in ``kind.group_by``), or None."""
+    group_by = tuple(kind.group_by)
+    if not group_by:
+        return None
+    if len(group_by) > 1 and set(group_by) <= {column.key for column in kind.columns}:
+        # Every row's values hold every column's key: itemgetter gives the tuple in C.
+        return operator.itemgetter(*group_by)
+    return lambda values: tuple(values.get(key) for key in group_by)
 
 
 def _records(kind: type[ImportKind], cmap: ColumnMap, rows: Iterator[SourceRow]):
     """Yield the file's records: single rows, or consecutive rows of one group."""
+    parse = _row_parser(kind, cmap)
+    group_of = _group_getter(kind)
     current: Record | None = None
     current_group = None
     for row in rows:
-        values, errors = _row_parse(kind, cmap, row)
-        group = tuple(values.get(key) for key in kind.group_by) if kind.group_by else None
+        values, errors = parse(row)
+        group = group_of(values) if group_of is not None else None
         if (
             current is not None and group is not None and None not in group
             and group == current_group
@@ -188,6 +248,16 @@ def _records(kind: type[ImportKind], cmap: ColumnMap, rows: Iterator[SourceRow])
         current_group = group
     if current is not None:
         yield current
+
+
+@contextmanager
+def _file_batches(kind: ImportKind, cmap: ColumnMap, table: Table):
+    """Yield the file's records in batches of the kind's size, read and parsed by a
+    second thread while this one checks and writes (:mod:`members.importing.reading`)."""
+    with batches_read_ahead(
+        _batches(_records(type(kind), cmap, table.rows), kind.batch_rows)
+    ) as batches:
+        yield batches
 
 
 def _batches(records: Iterator[Record], rows: int = 0) -> Iterator[list[Record]]:
@@ -428,11 +498,12 @@ def import_job_preview(job: ImportJob) -> ImportJob:
             kind, cmap = _kind_open(job, table)
             tally = Tally(headers=cmap.headers)
             seen: dict[str, int] = {}
-            for batch in _batches(_records(type(kind), cmap, table.rows), kind.batch_rows):
-                _batch_check(kind, batch, job, seen)
-                for record in batch:
-                    tally.add(record)
-                progress(tally.rows)
+            with _file_batches(kind, cmap, table) as batches:
+                for batch in batches:
+                    _batch_check(kind, batch, job, seen)
+                    for record in batch:
+                        tally.add(record)
+                    progress(tally.rows)
     except ImportFileError as error:
         _job_update(
             job, only_if=(ImportJob.Status.PREVIEWING,), status=ImportJob.Status.REJECTED,
@@ -543,14 +614,15 @@ def _apply_all_or_nothing(job: ImportJob, kind: ImportKind, cmap: ColumnMap, tab
     try:
         with transaction.atomic():
             failed = False
-            for batch in _batches(_records(type(kind), cmap, table.rows), kind.batch_rows):
-                _batch_check(kind, batch, job, seen)
-                if not failed:
-                    _batch_apply(kind, batch, job)
-                for record in batch:
-                    tally.add(record)
-                failed = tally.counts[ERROR] > 0
-                progress(tally.rows)
+            with _file_batches(kind, cmap, table) as batches:
+                for batch in batches:
+                    _batch_check(kind, batch, job, seen)
+                    if not failed:
+                        _batch_apply(kind, batch, job)
+                    for record in batch:
+                        tally.add(record)
+                    failed = tally.counts[ERROR] > 0
+                    progress(tally.rows)
             if failed:
                 raise _Rollback
             # The job row is locked only now, after the last progress update.
@@ -586,22 +658,23 @@ def _apply_in_batches(
     rejected = _RejectedFile(table, type(kind))
     processed = 0
     try:
-        for batch in _batches(_records(type(kind), cmap, table.rows), kind.batch_rows):
-            with transaction.atomic():
-                _batch_check(kind, batch, job, seen)
-                _batch_apply(kind, batch, job)
+        with _file_batches(kind, cmap, table) as batches:
+            for batch in batches:
+                with transaction.atomic():
+                    _batch_check(kind, batch, job, seen)
+                    _batch_apply(kind, batch, job)
+                    for record in batch:
+                        if processed >= resume_rows:
+                            tally.add(record)
+                        processed += len(record.rows)
+                    if processed > resume_rows:
+                        # The checkpoint commits with the rows it counts.
+                        ImportJob.objects.filter(pk=job.pk).update(
+                            rows_done=processed, counts=tally.counts, errors=tally.errors,
+                        )
                 for record in batch:
-                    if processed >= resume_rows:
-                        tally.add(record)
-                    processed += len(record.rows)
-                if processed > resume_rows:
-                    # The checkpoint commits with the rows it counts.
-                    ImportJob.objects.filter(pk=job.pk).update(
-                        rows_done=processed, counts=tally.counts, errors=tally.errors,
-                    )
-            for record in batch:
-                if record.errors:
-                    rejected.add(record)
+                    if record.errors:
+                        rejected.add(record)
     except BaseException:
         rejected.discard()
         raise
