@@ -141,8 +141,9 @@ class PurchasesKind(ImportKind):
     permissions = ("members.add_purchase",)
     group_by = ("store", "receipt_number")
     # Receipts are written set-based (rewards.receipts): larger batches, fewer statements
-    # per row. Read by a runner that supports it; others use their own size.
-    batch_rows = 2000
+    # per row (100,000 receipts: 4,900 rows/s in batches of 2,000, 5,400 in 5,000; the
+    # runner holds three batches at a time). Read by a runner that supports it.
+    batch_rows = 5000
     # The receipt's own columns: equal (or empty) on each of its rows.
     receipt_columns = ("card_number", "purchased_at", "total", "discount", "channel")
     columns = (

@@ -18,6 +18,7 @@ from __future__ import annotations
 # The progress UPDATE names the job table from the model; every value is a parameter.
 # ruff: noqa: S608
 import csv
+import gc
 import io
 import logging
 import operator
@@ -432,6 +433,23 @@ def _job_file(job: ImportJob):
 
 
 @contextmanager
+def _collections_spaced():
+    """Let Python's garbage collector run less often while a file is read and written.
+
+    An import allocates millions of small objects that live until their batch is
+    written; at the default thresholds the collector keeps walking the batches held in
+    memory (about a tenth of a large import's CPU). The previous thresholds come back
+    afterwards: the worker process goes on as before.
+    """
+    previous = gc.get_threshold()
+    gc.set_threshold(20_000, 20, 50)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
+
+@contextmanager
 def _run_lock(job_id: int):
     """Yield whether this process may run the job now (PostgreSQL advisory lock).
 
@@ -493,7 +511,7 @@ def import_job_preview(job: ImportJob) -> ImportJob:
         return job
     progress = _Progress(job.pk, separate_connection=False)
     try:
-        with _job_file(job) as source:
+        with _job_file(job) as source, _collections_spaced():
             table = table_open(source)
             kind, cmap = _kind_open(job, table)
             tally = Tally(headers=cmap.headers)
@@ -572,7 +590,7 @@ def import_job_apply(job: ImportJob) -> ImportJob:
                 message="",
             )
         try:
-            with _job_file(job) as source:
+            with _job_file(job) as source, _collections_spaced():
                 table = table_open(source)
                 kind, cmap = _kind_open(job, table)
                 if job.skip_bad_rows:
