@@ -269,7 +269,16 @@ def audit_connect() -> None:
     """Resolve the audited models and connect the receivers (once, when apps are ready)."""
     _audited.clear()
     _audited.update(audited_models())
-    pre_save.connect(_before_save, dispatch_uid="audit-pre-save")
-    post_save.connect(_after_save, dispatch_uid="audit-post-save")
-    post_delete.connect(_after_delete, dispatch_uid="audit-post-delete")
+    # Connected per audited model (and its proxies), not for every sender: a model with a
+    # delete receiver loses Django's fast delete, so a bulk delete of roll-up rows or
+    # campaign recipients would load and signal each row.
+    for model in apps.get_models():
+        if model._meta.concrete_model not in _audited:
+            continue
+        label = model._meta.label_lower
+        pre_save.connect(_before_save, sender=model, dispatch_uid=f"audit-pre-save:{label}")
+        post_save.connect(_after_save, sender=model, dispatch_uid=f"audit-post-save:{label}")
+        post_delete.connect(_after_delete, sender=model,
+                            dispatch_uid=f"audit-post-delete:{label}")
+    # The sender of m2m_changed is the relation's through model, whatever the owner.
     m2m_changed.connect(_m2m_changed, dispatch_uid="audit-m2m")

@@ -176,3 +176,17 @@ def test_tiers_saved_by_a_bulk_query_are_not_signalled_so_services_save_one_by_o
     Tier.objects.filter(pk=tier.pk).update(name="Bronze 2")
     assert len(changes_of(tier)) == before
     assert ProgrammeSettings.objects.count() <= 1
+
+
+def test_models_outside_the_audit_keep_djangos_fast_delete():
+    # Receivers are connected per audited model: deleting, say, dashboard roll-up rows in
+    # bulk is one DELETE, not a load and a signal for each row.
+    from django.db.models.signals import post_delete
+
+    from loyalty_admin.models import SalesDay
+    from members.audit import _audited
+    from members.models import PointsEntry
+
+    assert post_delete.has_listeners(next(iter(_audited)))
+    assert not post_delete.has_listeners(SalesDay)
+    assert not post_delete.has_listeners(PointsEntry)
