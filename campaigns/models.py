@@ -515,6 +515,31 @@ class ContestDraw(models.Model):
         return f"{self.campaign_id}: {len(self.winner_ids)} / {self.eligible_count}"
 
 
+class CampaignResultSnapshot(models.Model):
+    """A campaign's figures against its control as last computed, for the dashboards.
+
+    Comparing every recipient with their purchases takes seconds for a campaign of half a
+    million members; ``campaigns.tasks.campaign_results_refresh`` keeps these current
+    (every 15 minutes while a campaign runs or its attribution windows are open).
+    """
+
+    campaign = models.OneToOneField(
+        Campaign, verbose_name=_("campaign"), on_delete=models.CASCADE, primary_key=True,
+        related_name="result_snapshot",
+    )
+    computed_at = models.DateTimeField(_("computed at"))
+    # One list per group: variant id, is control, recipients, reached, converted, orders,
+    # revenue (text), points spent: the rows of campaigns.selectors._results_sql.
+    rows = models.JSONField(_("figures"), default=list)
+
+    class Meta:
+        verbose_name = _("campaign results")
+        verbose_name_plural = _("campaign results")
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} @ {self.computed_at:%Y-%m-%d %H:%M}"
+
+
 # ------------------------------------------------------------------ messages
 
 

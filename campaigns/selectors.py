@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from campaigns.models import (
     Campaign,
     CampaignRecipient,
+    CampaignResultSnapshot,
     CampaignSettings,
     MemberRfm,
     MessageDelivery,
@@ -384,10 +385,30 @@ def campaign_results(*, campaign: Campaign) -> CampaignResults:
     control: after the same moment). Revenue is net of refunds; AOV is revenue per order;
     points spent are redemptions in the window.
     """
-    variants = {v.id: v.code for v in campaign.variants.all()}
+    return _results_build(campaign, campaign_results_rows(campaign=campaign))
+
+
+def campaign_results_rows(*, campaign: Campaign) -> list[tuple]:
+    """Return the raw figures behind :func:`campaign_results`, one row per group (one
+    query): what :class:`CampaignResultSnapshot` keeps."""
     with connection.cursor() as cursor:
         cursor.execute(_results_sql(), [campaign.id, campaign.id, campaign.id])
-        rows = cursor.fetchall()
+        return cursor.fetchall()
+
+
+def campaign_results_stored(*, campaign: Campaign) -> tuple[CampaignResults, datetime] | None:
+    """Return :func:`campaign_results` as last stored, and when it was computed; None when
+    nothing is stored yet (one query, none when ``result_snapshot`` is prefetched)."""
+    try:
+        snapshot = campaign.result_snapshot
+    except CampaignResultSnapshot.DoesNotExist:
+        return None
+    rows = [(*row[:6], Decimal(row[6]), row[7]) for row in snapshot.rows]
+    return _results_build(campaign, rows), snapshot.computed_at
+
+
+def _results_build(campaign: Campaign, rows) -> CampaignResults:
+    variants = {v.id: v.code for v in campaign.variants.all()}
     groups: list[GroupResult] = []
     control = None
     for variant_id, is_control, total, reached, converted, orders, revenue, spent in rows:

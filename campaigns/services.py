@@ -32,6 +32,7 @@ from campaigns.messaging import member_unsubscribe, message_send
 from campaigns.models import (
     Campaign,
     CampaignRecipient,
+    CampaignResultSnapshot,
     CampaignVariant,
     ContestDraw,
     MessageDelivery,
@@ -40,6 +41,7 @@ from campaigns.models import (
 )
 from campaigns.rfm import rfm_compute
 from campaigns.selectors import (
+    campaign_results_rows,
     campaign_settings_get,
     member_template_contexts,
     offer_favourite_text,
@@ -762,8 +764,53 @@ def campaigns_tick(*, now: datetime | None = None) -> dict:
     return {"launched": launched, "finished": finished, "triggered": triggered}
 
 
+# ------------------------------------------------------------------ stored results
+
+
+def campaign_results_store(*, campaign_id: int) -> CampaignResultSnapshot:
+    """Compute a campaign's figures against its control now and keep them, replacing the
+    figures kept before (what the dashboards show)."""
+    campaign = Campaign.objects.get(id=campaign_id)
+    rows = [
+        [variant_id, bool(is_control), int(total), int(reached or 0), int(converted or 0),
+         int(orders or 0), str(revenue or 0), int(spent or 0)]
+        for variant_id, is_control, total, reached, converted, orders, revenue, spent
+        in campaign_results_rows(campaign=campaign)
+    ]
+    snapshot, _created = CampaignResultSnapshot.objects.update_or_create(
+        campaign=campaign, defaults={"computed_at": timezone.now(), "rows": rows},
+    )
+    return snapshot
+
+
+def campaign_results_refresh() -> int:
+    """Keep the figures of every campaign whose results can still change; return how many
+    were computed.
+
+    Running campaigns, and finished ones until a day after their last attribution window
+    closed (purchases up to then still count); a campaign with nothing kept yet too.
+    """
+    now = timezone.now()
+    refreshed = 0
+    for campaign in Campaign.objects.filter(
+        status__in=(Campaign.Status.RUNNING, Campaign.Status.FINISHED)
+    ).select_related("result_snapshot").order_by("id"):
+        try:
+            computed_at = campaign.result_snapshot.computed_at
+        except CampaignResultSnapshot.DoesNotExist:
+            computed_at = None
+        settled = (campaign.finished_at or now) + timedelta(days=campaign.attribution_days + 1)
+        if campaign.status == Campaign.Status.RUNNING or computed_at is None \
+                or computed_at < settled:
+            campaign_results_store(campaign_id=campaign.id)
+            refreshed += 1
+    return refreshed
+
+
 __all__ = [
     "assignment_bucket",
+    "campaign_results_refresh",
+    "campaign_results_store",
     "campaign_approve",
     "campaign_audience_assign",
     "campaign_cancel",

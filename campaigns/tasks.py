@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 
 from campaigns.rfm import rfm_compute
-from campaigns.services import campaign_send_batch, campaigns_tick
+from campaigns.services import campaign_results_refresh, campaign_send_batch, campaigns_tick
 
 logger = logging.getLogger(__name__)
 
@@ -40,3 +40,9 @@ def campaigns_tick_task() -> dict:
     """Launch due campaigns, finish ended ones, run today's triggers (welcome, birthday,
     reactivation, expiring points)."""
     return campaigns_tick()
+
+
+@shared_task(name="campaigns.tasks.campaign_results_refresh")
+def campaign_results_refresh_task() -> int:
+    """Recompute the kept figures of campaigns whose results can still change."""
+    return campaign_results_refresh()

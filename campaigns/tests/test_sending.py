@@ -13,16 +13,22 @@ from campaigns import services
 from campaigns.models import (
     Campaign,
     CampaignRecipient,
+    CampaignResultSnapshot,
     ContestDraw,
     MemberRfm,
     MessageDelivery,
 )
-from campaigns.selectors import campaign_multipliers_lookup, campaign_results
+from campaigns.selectors import (
+    campaign_multipliers_lookup,
+    campaign_results,
+    campaign_results_stored,
+)
 from campaigns.services import (
     assignment_bucket,
     assignment_for,
     campaign_approve,
     campaign_launch,
+    campaign_results_refresh,
     campaign_send_batch,
     campaign_submit,
 )
@@ -261,6 +267,38 @@ def test_results_count_conversions_in_the_window_for_variant_and_control(
     assert (results.control.recipients, results.control.converted) == (len(control), 1)
     assert variant.test.lift == pytest.approx(2 / len(treated) - 1 / len(control))
     assert results.winner is None  # far too few members to call it
+
+
+def test_results_kept_for_the_dashboards_equal_the_live_ones_while_they_can_change(
+        audience, manager, second_manager, django_capture_on_commit_callbacks, buy):
+    campaign = campaign_make(created_by=manager, segment=segment_make(), control_percent=50,
+                             attribution_days=14)
+    campaign = launched(campaign, manager, second_manager, django_capture_on_commit_callbacks)
+    campaign_send(campaign.id)
+    rows = list(CampaignRecipient.objects.filter(campaign=campaign).select_related("member"))
+    buy(next(r.member for r in rows if not r.is_control), 1000, -1)
+    buy(next(r.member for r in rows if r.is_control), 250, -2)
+
+    def figures(results):
+        return [(g.label, g.recipients, g.reached, g.converted, g.orders, g.revenue,
+                 g.points_spent, g.test) for g in [*results.groups, results.control]]
+
+    assert campaign_results_refresh() == 1  # running: computed
+    stored, computed_at = campaign_results_stored(campaign=Campaign.objects.get(pk=campaign.pk))
+    assert figures(stored) == figures(campaign_results(campaign=campaign))
+    assert stored.groups[0].converted == 1 and stored.control.revenue == Decimal("250.00")
+
+    # Finished 30 days ago with a 14-day window: figures kept since it settled stay.
+    now = timezone.now()
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status=Campaign.Status.FINISHED, finished_at=now - timedelta(days=30))
+    CampaignResultSnapshot.objects.filter(campaign=campaign).update(
+        computed_at=now - timedelta(days=10))
+    assert campaign_results_refresh() == 0
+    # Figures kept while its windows were still open are computed again.
+    CampaignResultSnapshot.objects.filter(campaign=campaign).update(
+        computed_at=now - timedelta(days=20))
+    assert campaign_results_refresh() == 1
 
 
 def test_offer_on_the_favourite_category_names_the_discount_and_the_category(

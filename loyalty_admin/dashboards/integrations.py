@@ -7,6 +7,7 @@ not provide it, so a dashboard leaves the section out instead of failing.
 
 from __future__ import annotations
 
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -28,12 +29,25 @@ def _surveys():
 
 
 def _campaign_results():
+    """Return the campaign model and a function giving a campaign's kept results and when
+    they were computed (computed and kept at once when nothing is kept yet)."""
     try:
         from campaigns.models import Campaign
-        from campaigns.selectors import campaign_results
+        from campaigns.selectors import campaign_results_stored
+        from campaigns.services import campaign_results_store
     except ImportError:
         return None, None
-    return Campaign, campaign_results
+
+    def results(campaign):
+        stored = campaign_results_stored(campaign=campaign)
+        if stored is None:
+            # Kept every 15 minutes by campaigns.tasks.campaign_results_refresh; only a
+            # campaign that started since is computed here, once.
+            campaign.result_snapshot = campaign_results_store(campaign_id=campaign.id)
+            stored = campaign_results_stored(campaign=campaign)
+        return stored
+
+    return Campaign, results
 
 
 def feedback_available() -> bool:
@@ -115,11 +129,13 @@ def feedback_cards_and_tables(scope, *, card, table) -> tuple[list, list]:
         statuses = (campaign_model.Status.RUNNING, campaign_model.Status.FINISHED)
         campaigns = list(
             campaign_model.objects.filter(status__in=statuses).prefetch_related("variants")
-            .order_by("-launched_at", "-id")[:CAMPAIGNS_SHOWN]
+            .select_related("result_snapshot").order_by("-launched_at", "-id")[:CAMPAIGNS_SHOWN]
         )
         rows = []
+        oldest = None
         for campaign in campaigns:
-            outcome = results(campaign=campaign)
+            outcome, computed_at = results(campaign)
+            oldest = computed_at if oldest is None else min(oldest, computed_at)
             for group in [*outcome.groups, *([outcome.control] if outcome.control else [])]:
                 test = getattr(group, "test", None)
                 rows.append([
@@ -143,7 +159,11 @@ def feedback_cards_and_tables(scope, *, card, table) -> tuple[list, list]:
                     labels=[f"{r[0][:12]} · {r[1]}" for r in rows], values=[r[4] for r in rows],
                 ),
                 note=_("The %(n)s latest running or finished campaigns. Conversion: bought "
-                       "within the campaign's attribution window.") % {"n": CAMPAIGNS_SHOWN},
+                       "within the campaign's attribution window. Figures as of %(time)s, "
+                       "computed again every 15 minutes while they can change.") % {
+                    "n": CAMPAIGNS_SHOWN,
+                    "time": date_format(timezone.localtime(oldest), "SHORT_DATETIME_FORMAT"),
+                },
             ))
     return cards, tables
 

@@ -227,7 +227,7 @@ LOYALTY_AUDIT_EXCLUDE = [
     # Rows written per member, per message or per night by services and tasks.
     "campaigns.memberrfm", "campaigns.rfmrun", "campaigns.segmentmember",
     "campaigns.campaignrecipient", "campaigns.contestdraw", "campaigns.messagedelivery",
-    "campaigns.unsubscribe",
+    "campaigns.unsubscribe", "campaigns.campaignresultsnapshot",
     "surveys.invitation", "surveys.response", "surveys.answer", "surveys.responsetheme",
     "surveys.followup", "surveys.responsedaily", "surveys.rollupstate",
 ]
@@ -346,6 +346,10 @@ CELERY_BEAT_SCHEDULE = {
     # the broker was down are sent again.
     "campaigns-tick": {
         "task": "campaigns.tasks.campaigns_tick", "schedule": crontab(minute="*/15"),
+    },
+    "campaigns-results-refresh": {
+        "task": "campaigns.tasks.campaign_results_refresh",
+        "schedule": crontab(minute="7,22,37,52"),
     },
     "jobs-resubmit-stranded": {
         "task": "members.tasks.jobs_resubmit_stranded", "schedule": crontab(minute="*/5"),

@@ -246,3 +246,24 @@ def test_the_rfm_grid_is_kept_per_scoring_run():
     assert len(captured.captured_queries) == 1
     RfmRun.objects.create(computed_on=timezone.localdate(), window_days=365, members_scored=2)
     assert figures.rfm_grid()[5, 2]["members"] == 2
+
+
+def test_feedback_page_shows_each_campaigns_kept_results(client, role_user, data):
+    """Comparing a campaign with its control takes seconds at scale: the page reads the
+    figures campaigns.tasks.campaign_results_refresh keeps, computing them only once for
+    a campaign that has none yet."""
+    from campaigns.models import Campaign, CampaignResultSnapshot
+    from campaigns.tests.factories import campaign_make
+
+    campaign = campaign_make(created_by=role_user(MARKETING_MANAGER), name="Spring news",
+                             status=Campaign.Status.FINISHED, launched_at=timezone.now())
+    client.force_login(role_user(ANALYST))
+    first = client.get(url("feedback"))
+    assert first.status_code == 200
+    snapshot = CampaignResultSnapshot.objects.get(campaign=campaign)
+    # What the page shows next time is what is kept, as of when it was computed.
+    snapshot.rows = [[None, False, 1234, 1000, 321, 400, "56789.00", 0]]
+    snapshot.save()
+    second = client.get(url("feedback")).content.decode()
+    assert "Spring news" in second and "1,234" in second and "321" in second
+    assert "Figures as of" in second
