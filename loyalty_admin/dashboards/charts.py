@@ -133,7 +133,11 @@ def bar_chart(
     *, title: str, labels: list[str], values: list, width: int = 420, colours=None,
 ) -> SafeString:
     """Return a horizontal SVG bar chart, each bar labelled with its value."""
-    row, left, right = 26, 130, 70
+    labels = [label[:22] for label in labels]
+    row, right = 26, 70
+    # Room for the longest label (about 7 units a character), the plot keeping its width.
+    left = max(130, 7 * max((len(label) for label in labels), default=0) + 14)
+    width += left - 130
     height = row * max(len(labels), 1) + 8
     top_value = max([_number(v) for v in values] or [0]) or 1.0
     plot_w = width - left - right
@@ -147,7 +151,7 @@ def bar_chart(
         colour = (colours[i] if colours and colours[i] else STYLES[0][0])
         parts.append(
             f'<text x="{left - 8}" y="{yy + 16}" class="axis" text-anchor="end">'
-            f"{escape(label[:22])}</text>"
+            f"{escape(label)}</text>"
             f'<rect x="{left}" y="{yy + 3}" width="{max(bar, 1):.1f}" height="{row - 8}" '
             f'fill="{escape(colour)}" stroke="#333" stroke-width="0.5"/>'
             f'<text x="{left + bar + 6:.1f}" y="{yy + 16}" class="axis">'
