@@ -492,11 +492,7 @@ def purchase_create(
             for line in lines
         )
         if member_id is not None:
-            Member.objects.filter(id=member_id).update(
-                last_purchase_at=Greatest(
-                    Coalesce(F("last_purchase_at"), Value(purchased_at)), Value(purchased_at)
-                )
-            )
+            members_last_purchase_advance({member_id: purchased_at})
     return PurchaseCreation(purchase=purchase, created=True)
 
 
@@ -588,6 +584,22 @@ class PostingRequest:
     details: list | None = None
 
 
+def members_lock(member_ids: list[int]) -> list[tuple[int, str, int]]:
+    """Lock these members' rows in id order (the order every batch locks in, so two
+    never wait on each other in a circle); return (id, status, points balance) of each.
+
+    On PostgreSQL the ids travel as one array bound by the server.
+    """
+    if connection.vendor == "postgresql":
+        return arrays_execute(
+            f"SELECT id, status, points_balance FROM {_MEMBER_TABLE} "
+            "WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",
+            [sorted(member_ids)],
+        )
+    return list(Member.objects.select_for_update().filter(id__in=member_ids)
+                .order_by("id").values_list("id", "status", "points_balance"))
+
+
 def points_post_batch(
     *,
     requests: list[PostingRequest],
@@ -618,24 +630,19 @@ def points_post_batch(
         member_ids = sorted({request.member_id for request in requests})
         keys = [request.idempotency_key for request in requests]
         if connection.vendor == "postgresql":
-            # Thousands of ids and keys as two arrays bound by the server: quoting them
-            # one by one into the SQL cost more than running the statements.
-            rows = arrays_execute(
-                f"SELECT id, status, points_balance FROM {_MEMBER_TABLE} "
-                "WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",
-                [member_ids],
-            )
+            # Thousands of keys as one array bound by the server: quoting them one by one
+            # into the SQL cost more than running the statement.
             posted = [pk for (pk,) in arrays_execute(
                 f"SELECT id FROM {_LEDGER_TABLE} WHERE idempotency_key = ANY(%s::text[])",
                 [keys],
             )]
             before = PointsEntry.objects.filter(id__in=posted) if posted else ()
         else:
-            rows = Member.objects.select_for_update().filter(id__in=member_ids).order_by(
-                "id"
-            ).values_list("id", "status", "points_balance")
             before = PointsEntry.objects.filter(idempotency_key__in=keys)
-        locked = {member_id: [status, balance] for member_id, status, balance in rows}
+        locked = {
+            member_id: [status, balance]
+            for member_id, status, balance in members_lock(member_ids)
+        }
         existing = {entry.idempotency_key: entry for entry in before}
         debits = {r.member_id for r in requests if r.amount < 0 and not r.allow_debt}
         # Raw sums of pending amounts; rows accepted in this batch add to them below.
@@ -764,10 +771,8 @@ def _members_write(
 
 
 def members_last_purchase_advance(last_purchases: Mapping[int, datetime]) -> None:
-    """Move each member's last purchase time forward to the time given, never back.
-
-    For batches of receipts; :func:`purchase_create` does the same for one receipt.
-    """
+    """Move each member's last purchase time forward to the time given, never back
+    (one statement on PostgreSQL, for a receipt or a batch of them)."""
     if not last_purchases:
         return
     member_ids = sorted(last_purchases)
@@ -825,6 +830,6 @@ __all__ = [
     "PointsRefused", "Posting", "PurchaseCreation", "PurchaseLineData",
     "member_save", "member_status_change", "points_adjust", "points_adjustment_approve",
     "points_adjustment_reject", "points_post", "points_post_batch", "points_reverse",
-    "members_last_purchase_advance",
+    "members_last_purchase_advance", "members_lock",
     "PostingRequest", "purchase_create", "points_expire_due", "purchase_refund",
 ]

@@ -55,6 +55,7 @@ from members.services import (
     PostingRequest,
     PurchaseLineData,
     members_last_purchase_advance,
+    members_lock,
     points_post_batch,
 )
 from rewards import engine
@@ -432,7 +433,7 @@ class _ProgrammeState:
         to_lock = sorted(set(members) | {r.referrer_id for r in referrals.values()})
         buying = set(members)
         active = {
-            member_id for member_id, status in _members_lock(to_lock)
+            member_id for member_id, status, _balance in members_lock(to_lock)
             if status == Member.Status.ACTIVE and member_id in buying
         } if members else set()
         referrals = {member_id: r for member_id, r in referrals.items() if member_id in active}
@@ -676,19 +677,6 @@ def _pending_referrals(member_ids: list[int]):
             [member_ids, Referral.Status.PENDING],
         )
     ]
-
-
-def _members_lock(member_ids: list[int]) -> list[tuple[int, str]]:
-    """Lock these members' rows in id order; return (id, status) of each."""
-    if not set_based():
-        return list(Member.objects.select_for_update().filter(id__in=member_ids)
-                    .order_by("id").values_list("id", "status"))
-    # A batch's ids as one array bound by the server (see members.postgres).
-    return arrays_execute(
-        f"SELECT id, status FROM {_MEMBER_TABLE} WHERE id = ANY(%s::bigint[]) "
-        "ORDER BY id FOR UPDATE",
-        [member_ids],
-    )
 
 
 def _tier_rows_lock(member_ids: list[int]) -> list[tuple]:

@@ -244,15 +244,21 @@ def test_contest_draw_is_recorded_and_reproducible(audience, manager, second_man
     assert services.contest_draw(campaign_id=campaign.id, actor=None).pk == draw.pk
 
 
-def test_results_count_conversions_in_the_window_for_variant_and_control(
-        audience, manager, second_manager, django_capture_on_commit_callbacks, buy):
+@pytest.fixture
+def sent(audience, manager, second_manager, django_capture_on_commit_callbacks):
+    """A newsletter sent to the audience, half of it held out as control, a 14-day window;
+    returns the campaign, its treated members and its control members."""
     campaign = campaign_make(created_by=manager, segment=segment_make(), control_percent=50,
                              attribution_days=14)
     campaign = launched(campaign, manager, second_manager, django_capture_on_commit_callbacks)
     campaign_send(campaign.id)
     rows = list(CampaignRecipient.objects.filter(campaign=campaign).select_related("member"))
-    treated = [r.member for r in rows if not r.is_control]
-    control = [r.member for r in rows if r.is_control]
+    return (campaign, [r.member for r in rows if not r.is_control],
+            [r.member for r in rows if r.is_control])
+
+
+def test_results_count_conversions_in_the_window_for_variant_and_control(sent, buy):
+    campaign, treated, control = sent
     # Two treated members buy inside the window (one twice), one after it; one control buys.
     buy(treated[0], 1000, -1)
     buy(treated[0], 500, -2)
@@ -270,14 +276,10 @@ def test_results_count_conversions_in_the_window_for_variant_and_control(
 
 
 def test_results_kept_for_the_dashboards_equal_the_live_ones_while_they_can_change(
-        audience, manager, second_manager, django_capture_on_commit_callbacks, buy):
-    campaign = campaign_make(created_by=manager, segment=segment_make(), control_percent=50,
-                             attribution_days=14)
-    campaign = launched(campaign, manager, second_manager, django_capture_on_commit_callbacks)
-    campaign_send(campaign.id)
-    rows = list(CampaignRecipient.objects.filter(campaign=campaign).select_related("member"))
-    buy(next(r.member for r in rows if not r.is_control), 1000, -1)
-    buy(next(r.member for r in rows if r.is_control), 250, -2)
+        sent, buy):
+    campaign, treated, control = sent
+    buy(treated[0], 1000, -1)
+    buy(control[0], 250, -2)
 
     def figures(results):
         return [(g.label, g.recipients, g.reached, g.converted, g.orders, g.revenue,

@@ -83,22 +83,6 @@ def _execute(sql: str, params: list) -> int:
         return cursor.rowcount
 
 
-def _rows_delete(model, column: str | None = None, first: date | None = None,
-                 last: date | None = None) -> int:
-    """Delete a roll-up table's rows (of ``column`` from ``first`` to ``last``) in SQL.
-
-    Not through the ORM: with a ``post_delete`` receiver connected for every model (the
-    audit log; roll-up tables are not audited), ``QuerySet.delete()`` loads each row
-    and signals it, which for a rebuild meant 18 million rows read into the process.
-    """
-    table = connection.ops.quote_name(model._meta.db_table)
-    if column is None:
-        return _execute(f"DELETE FROM {table}", [])  # noqa: S608 - the model's table
-    name = connection.ops.quote_name(model._meta.get_field(column).column)
-    return _execute(f"DELETE FROM {table} WHERE {name} >= %s AND {name} <= %s",  # noqa: S608
-                    [first, last])
-
-
 def _lock() -> None:
     """Serialise roll-up runs (nightly, live, recompute) until the transaction ends.
 
@@ -256,7 +240,7 @@ def _first_purchases_flag(first: date, last: date) -> None:
 def _cohorts(first: date, last: date) -> int:
     """Rebuild the cohort rows of every month the range touches, from the member-days."""
     months_first, months_last = month_first(first), month_last(last)
-    _rows_delete(CohortMonth, "month", months_first, months_last)
+    CohortMonth.objects.filter(month__gte=months_first, month__lte=months_last).delete()
     bought = MemberDay.objects.filter(day__gte=months_first, day__lte=months_last, purchases__gt=0)
     per_tier = (
         bought.annotate(cohort_m=TruncMonth("enrolled_on"), month_m=TruncMonth("day"),
@@ -637,11 +621,11 @@ def rollup_days(
                 # files: one rebuild at a time, rarely.
                 _execute("SET LOCAL work_mem = '1GB'", [])
             # A live run between the rebuild's emptying and this run would count twice.
-            _rows_delete(MemberCountPart)
+            MemberCountPart.objects.all().delete()
         else:
             _count_parts_before(first, last)
         for model in (SalesDay, PointsDay, EnrolmentDay, MemberDay):
-            _rows_delete(model, "day", first, last)
+            model.objects.filter(day__gte=first, day__lte=last).delete()
         _sales(first, last, joined=whole_history)
         _points(first, last, joined=whole_history)
         _enrolments(first, last)
@@ -718,7 +702,7 @@ def rollup_rebuild(*, user_id: int | None = None, progress=None) -> list[RollupR
             _execute(f"TRUNCATE {names}", [])
         else:
             for model in models:
-                _rows_delete(model)
+                model.objects.all().delete()
     if first is None:
         return []
     # One pass over the whole history: the purchases and the ledger are read once

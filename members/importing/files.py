@@ -426,6 +426,15 @@ UNHANDLED = object()
 _CACHE_SIZE = 4096
 
 
+def _remember(known: dict, text: str, value):
+    """Keep a fast path's answer for the next equal cell (at most ``_CACHE_SIZE`` kept,
+    then start again) and return it."""
+    if len(known) >= _CACHE_SIZE:
+        known.clear()
+    known[text] = value
+    return value
+
+
 def parser_fast(parser: Parser) -> Callable[[str], Any] | None:
     """Return ``parser``'s fast path for reading one file, or None if it has none.
 
@@ -542,10 +551,7 @@ def decimal_parser(*, places: int = 2, negative: bool = False, zero: bool = True
                 number = Decimal(f"{whole}.{fraction}")
             if not zero and not number:
                 return UNHANDLED
-            if len(known) >= _CACHE_SIZE:
-                known.clear()
-            known[text] = number
-            return number
+            return _remember(known, text, number)
 
         return fast
 
@@ -701,10 +707,7 @@ def datetime_parser(*, future: bool = True) -> Parser:
                 past = timezone.now()
                 if aware > past:
                     return UNHANDLED
-            if len(known) >= _CACHE_SIZE:
-                known.clear()
-            known[text] = aware
-            return aware
+            return _remember(known, text, aware)
 
         return fast
 

@@ -46,6 +46,7 @@ from members.models import (
     PurchaseLine,
     Store,
 )
+from members.postgres import ids_reserve
 from members.selectors import programme_settings_get
 
 # ---------------------------------------------------------------- reference data
@@ -683,7 +684,6 @@ class _PostgresWriter:
     BATCH = 20_000  # rows per write() call: large enough to be cheap, small to stream
 
     def __init__(self):
-        self.sequences: dict[str, str] = {}
         self.skip_checks = self._checks_skippable()
 
     def _checks_skippable(self) -> bool:
@@ -714,28 +714,7 @@ class _PostgresWriter:
 
     def reserve(self, model, count: int) -> Sequence[int]:
         """Return ``count`` fresh ids of ``model``'s table, taken from its sequence."""
-        if count == 0:
-            return range(0)
-        table = model._meta.db_table
-        with connection.cursor() as cursor:
-            if table not in self.sequences:
-                cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
-                self.sequences[table] = cursor.fetchone()[0]
-            sequence = self.sequences[table]
-            # Usually one contiguous block comes back: then only its ends cross the wire.
-            cursor.execute(
-                "SELECT min(v), max(v) FROM (SELECT nextval(%s) AS v "
-                "FROM generate_series(1, %s)) AS reserved",
-                [sequence, count],
-            )
-            low, high = cursor.fetchone()
-            if high - low + 1 == count:
-                return range(low, high + 1)
-            # Another session took numbers meanwhile: take a fresh list (gaps are harmless).
-            cursor.execute(
-                "SELECT nextval(%s) FROM generate_series(1, %s)", [sequence, count]
-            )
-            return [row[0] for row in cursor.fetchall()]
+        return ids_reserve(model, count)
 
     def write(self, rows: _Rows) -> None:
         """Copy all tables of one chunk; foreign keys are checked at commit."""
